@@ -76,8 +76,11 @@ func dsn(path string, opts Options) string {
 	if opts.ReadOnly {
 		q.Set("mode", "ro")
 	}
-	return "file:" + path + "?" + q.Encode()
+	// The path is part of a URI: escape what SQLite would read as URI syntax.
+	return "file:" + uriPath.Replace(path) + "?" + q.Encode()
 }
+
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 func openAt(ctx context.Context, path string, opts Options, version int) (*DB, error) {
 	sqldb, err := sql.Open("sqlite", dsn(path, opts))
