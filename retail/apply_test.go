@@ -124,7 +124,7 @@ func TestPlaceOrder(t *testing.T) {
 		{name: "a used coupon is refused", setup: []Body{coupon("C1", "cust-1", future), &RedeemCoupon{Code: "C1", StoreID: "S2"}},
 			body: withOrderCoupon(kioskOrder("o1", shoe(1)), "C1", 1000), status: StatusRejected, code: CodeCouponUsed,
 			reason: "already redeemed at store S2",
-			check: func(t *testing.T, r *region) { eq(t, "DC1 reserved", r.reserved("DC1", "SKU-1"), 0) }},
+			check:  func(t *testing.T, r *region) { eq(t, "DC1 reserved", r.reserved("DC1", "SKU-1"), 0) }},
 		{name: "an expired coupon is refused", setup: []Body{coupon("C1", "cust-1", t0.Add(time.Hour))}, advance: 2 * time.Hour,
 			body: withOrderCoupon(kioskOrder("o1", shoe(1)), "C1", 1000), status: StatusRejected, code: CodeCouponExpired},
 		{name: "someone else's coupon is refused", setup: []Body{coupon("C1", "cust-2", future)},
