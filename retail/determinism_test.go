@@ -38,6 +38,7 @@ func scenario(tb testing.TB) []Mutation {
 		c := custs[rng.IntN(2)]
 		switch i % 15 {
 		case 0:
+			add(&SetSetting{Key: "return_window_days", Value: int64(20 + rng.IntN(20))})
 			add(&AdjustStock{Location: []string{"S1", "S2", "DC1"}[rng.IntN(3)], SKU: skus[rng.IntN(3)], Delta: int64(rng.IntN(8) - 2), Reason: "count"})
 		case 1, 2:
 			id := fmt.Sprintf("s%d", i)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -15,6 +16,39 @@ func init() {
 	register(func() Body { return &UpsertProduct{} })
 	register(func() Body { return &UpsertPromotion{} })
 	register(func() Body { return &AdjustStock{} })
+	register(func() Body { return &SetSetting{} })
+}
+
+// Settings a region can change, with their allowed range. Their defaults
+// are written by the first migration.
+var settingRanges = map[string][2]int64{
+	"return_window_days":    {1, 365},
+	"receiptless_cap_count": {0, 100},
+	"receiptless_cap_days":  {1, 365},
+}
+
+// SetSetting changes a region policy (the return window, the cap on
+// returns without an order). It is replicated like any change, so every
+// node applies the same policy. Request: only known settings, in range.
+type SetSetting struct {
+	Key   string `json:"key"`
+	Value int64  `json:"value"`
+}
+
+func (*SetSetting) Type() string { return "set_setting" }
+func (*SetSetting) Class() Class { return Request }
+func (b *SetSetting) Validate() error {
+	r, ok := settingRanges[b.Key]
+	if !ok {
+		return fmt.Errorf("unknown setting %q", b.Key)
+	}
+	if b.Value < r[0] || b.Value > r[1] {
+		return fmt.Errorf("%s %d is outside %d..%d", b.Key, b.Value, r[0], r[1])
+	}
+	return nil
+}
+func (b *SetSetting) apply(ctx context.Context, a *applier) error {
+	return a.put(ctx, tSettings, b.Key, strconv.FormatInt(b.Value, 10))
 }
 
 // UpsertStore creates or updates a store or distribution centre. Request.
