@@ -1,0 +1,367 @@
+package hub
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/endcap/endcap/retail"
+	"github.com/hashicorp/raft"
+)
+
+// Log entry types: the first byte of every raft log entry's data.
+const (
+	entryMutations byte = 1 // a JSON array of encoded mutations (group commit)
+	entryMember    byte = 2 // a member's addresses, JSON
+)
+
+// hubSchema is the hub's own tables, beside the region's in the same file,
+// so they commit in the same transaction as the mutations they describe.
+const hubSchema = `
+CREATE TABLE IF NOT EXISTS hub_meta (
+  key   TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS hub_changes (
+  seq         INTEGER PRIMARY KEY,
+  mutation_id TEXT NOT NULL,
+  status      TEXT NOT NULL,
+  changes     BLOB NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS hub_members (
+  id        TEXT PRIMARY KEY,
+  raft_addr TEXT NOT NULL,
+  http_addr TEXT NOT NULL
+) STRICT;
+`
+
+// Member is a hub node's addresses, replicated so any node can find the
+// leader's HTTP API.
+type Member struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+}
+
+// MutationResult is the hub's answer for one mutation: the domain result
+// (without its row changes) and the hub sequence its changes were logged
+// under (0 for a duplicate: its changes were logged the first time).
+type MutationResult struct {
+	retail.Result
+	Seq uint64 `json:"seq,omitempty"`
+	// Err is set when the mutation could not be applied at all (it did not
+	// decode); nothing was recorded for it.
+	Err string `json:"error,omitempty"`
+}
+
+// Change is one entry of the change log: a mutation's row changes under
+// its hub sequence number.
+type Change struct {
+	Seq        uint64             `json:"seq"`
+	MutationID string             `json:"mutation_id"`
+	Status     retail.Status      `json:"status"`
+	Changes    []retail.RowChange `json:"changes"`
+}
+
+// FSM is the raft state machine. Its state is one SQLite file; it records
+// the last raft index it applied inside that file, in the same transaction
+// as the entry's effects, so an entry is applied exactly once even when
+// raft replays its log after a restart.
+type FSM struct {
+	dir    string // holds state.db
+	log    *slog.Logger
+	retain uint64 // change-log entries kept; 0 keeps all
+
+	mu sync.RWMutex // guards db against Restore's swap
+	db *retail.DB
+
+	appliedIndex atomic.Uint64
+	hubSeq       atomic.Uint64
+	applied      atomic.Uint64 // mutations applied since start, for metrics
+}
+
+// FSMConfig configures an FSM.
+type FSMConfig struct {
+	Dir    string
+	Logger *slog.Logger // nil: discard
+	// RetainChanges is how many change-log entries are kept for edges to
+	// catch up from; older ones are deleted. 0 keeps them all.
+	RetainChanges uint64
+}
+
+// OpenFSM opens (or creates) the state database in cfg.Dir. A corrupt file
+// is an error, never replaced.
+func OpenFSM(ctx context.Context, cfg FSMConfig) (*FSM, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	f := &FSM{dir: cfg.Dir, log: cfg.Logger, retain: cfg.RetainChanges}
+	if err := f.open(ctx); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *FSM) path() string { return filepath.Join(f.dir, "state.db") }
+
+func (f *FSM) open(ctx context.Context) error {
+	// NORMAL durability: the raft log is the durable record; after a power
+	// cut the FSM replays the entries past the index stored in the file.
+	db, err := retail.Open(ctx, f.path(), retail.Options{Durability: retail.DurabilityNormal})
+	if err != nil {
+		return fmt.Errorf("hub state: %w", err)
+	}
+	var check string
+	if err := db.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&check); err != nil || check != "ok" {
+		db.Close()
+		return fmt.Errorf("hub state %s is damaged (quick_check: %q, %v); restore it from a snapshot or wipe the node and let it rejoin", f.path(), check, err)
+	}
+	if _, err := db.ExecContext(ctx, hubSchema); err != nil {
+		db.Close()
+		return fmt.Errorf("hub state schema: %w", err)
+	}
+	var idx, seq int64
+	db.QueryRowContext(ctx, "SELECT coalesce((SELECT value FROM hub_meta WHERE key = 'applied_index'), 0)").Scan(&idx)
+	db.QueryRowContext(ctx, "SELECT coalesce((SELECT value FROM hub_meta WHERE key = 'hub_seq'), 0)").Scan(&seq)
+	f.db = db
+	f.appliedIndex.Store(uint64(idx))
+	f.hubSeq.Store(uint64(seq))
+	return nil
+}
+
+// Close closes the state database.
+func (f *FSM) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.db == nil {
+		return nil
+	}
+	err := f.db.Close()
+	f.db = nil
+	return err
+}
+
+// AppliedIndex is the last raft index applied to the state.
+func (f *FSM) AppliedIndex() uint64 { return f.appliedIndex.Load() }
+
+// HubSeq is the last hub sequence number assigned.
+func (f *FSM) HubSeq() uint64 { return f.hubSeq.Load() }
+
+// MutationsApplied counts mutations applied since the FSM was opened.
+func (f *FSM) MutationsApplied() uint64 { return f.applied.Load() }
+
+// DB returns the state database for reads, and a function to call when
+// done (Restore waits for readers before it swaps the file).
+func (f *FSM) DB() (*retail.DB, func()) {
+	f.mu.RLock()
+	return f.db, f.mu.RUnlock
+}
+
+// Apply applies one log entry. It is here for raft.FSM; raft calls
+// ApplyBatch, which does the work.
+func (f *FSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch applies committed log entries in one SQLite transaction. An
+// entry at or below the index stored in the database was applied before
+// (raft replays its log after a restart) and is skipped. The response for
+// a mutations entry is []MutationResult; for others, nil. A database
+// failure stops the node: carrying on would let replicas diverge.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	resp := make([]any, len(logs))
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	ctx := context.Background()
+	tx, err := f.db.Begin(ctx)
+	if err != nil {
+		panic(fmt.Sprintf("hub fsm: begin: %v", err))
+	}
+	defer tx.Rollback()
+	seq := f.hubSeq.Load()
+	last := f.appliedIndex.Load()
+	n := uint64(0)
+	for i, l := range logs {
+		if l.Index <= last {
+			continue
+		}
+		last = l.Index
+		if l.Type != raft.LogCommand || len(l.Data) == 0 {
+			continue
+		}
+		switch l.Data[0] {
+		case entryMutations:
+			var raws []json.RawMessage
+			if err := json.Unmarshal(l.Data[1:], &raws); err != nil {
+				panic(fmt.Sprintf("hub fsm: entry %d is not a mutation batch: %v", l.Index, err))
+			}
+			results := make([]MutationResult, len(raws))
+			for j, raw := range raws {
+				results[j], seq = f.applyOne(ctx, tx, raw, seq)
+				n++
+			}
+			resp[i] = results
+		case entryMember:
+			var m Member
+			if err := json.Unmarshal(l.Data[1:], &m); err != nil {
+				panic(fmt.Sprintf("hub fsm: entry %d is not a member: %v", l.Index, err))
+			}
+			if _, err := tx.SQL().ExecContext(ctx, "INSERT INTO hub_members (id, raft_addr, http_addr) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET raft_addr = excluded.raft_addr, http_addr = excluded.http_addr",
+				m.ID, m.RaftAddr, m.HTTPAddr); err != nil {
+				panic(fmt.Sprintf("hub fsm: member: %v", err))
+			}
+		default:
+			// An entry type this version does not know: stop rather than
+			// let this node's state differ from its peers'.
+			panic(fmt.Sprintf("hub fsm: entry %d has unknown type %d; upgrade this node", l.Index, l.Data[0]))
+		}
+	}
+	if last == f.appliedIndex.Load() {
+		return resp
+	}
+	if f.retain > 0 && seq > f.retain {
+		if _, err := tx.SQL().ExecContext(ctx, "DELETE FROM hub_changes WHERE seq <= ?", seq-f.retain); err != nil {
+			panic(fmt.Sprintf("hub fsm: compact change log: %v", err))
+		}
+	}
+	if _, err := tx.SQL().ExecContext(ctx, "INSERT INTO hub_meta (key, value) VALUES ('applied_index', ?), ('hub_seq', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+		int64(last), int64(seq)); err != nil {
+		panic(fmt.Sprintf("hub fsm: meta: %v", err))
+	}
+	if err := tx.Commit(); err != nil {
+		panic(fmt.Sprintf("hub fsm: commit: %v", err))
+	}
+	f.appliedIndex.Store(last)
+	f.hubSeq.Store(seq)
+	f.applied.Add(n)
+	return resp
+}
+
+func (f *FSM) applyOne(ctx context.Context, tx *retail.Tx, raw []byte, seq uint64) (MutationResult, uint64) {
+	m, err := retail.Decode(raw)
+	if errors.Is(err, retail.ErrUnknownVersion) || errors.Is(err, retail.ErrUnknownType) {
+		panic(fmt.Sprintf("hub fsm: %v; upgrade this node", err))
+	}
+	if err != nil {
+		// The leader decodes before it proposes, so only a bug gets here;
+		// the same bytes fail the same way on every node.
+		return MutationResult{Err: err.Error()}, seq
+	}
+	res, err := retail.Apply(ctx, tx, m)
+	if err != nil {
+		panic(fmt.Sprintf("hub fsm: apply %s: %v", m.ID, err))
+	}
+	out := MutationResult{Result: res}
+	out.Changes = nil
+	if res.Duplicate {
+		return out, seq
+	}
+	seq++
+	changes, err := json.Marshal(res.Changes)
+	if err != nil {
+		panic(fmt.Sprintf("hub fsm: encode changes: %v", err))
+	}
+	if _, err := tx.SQL().ExecContext(ctx, "INSERT INTO hub_changes (seq, mutation_id, status, changes) VALUES (?, ?, ?, ?)",
+		int64(seq), m.ID.String(), string(res.Status), changes); err != nil {
+		panic(fmt.Sprintf("hub fsm: change log: %v", err))
+	}
+	out.Seq = seq
+	return out, seq
+}
+
+// Changes reads up to limit change-log entries with seq >= from. It
+// returns ErrCompacted when from is below the oldest retained entry.
+func (f *FSM) Changes(ctx context.Context, from uint64, limit int) ([]Change, error) {
+	db, done := f.DB()
+	defer done()
+	if from > 1 {
+		var oldest sql.NullInt64
+		if err := db.QueryRowContext(ctx, "SELECT min(seq) FROM hub_changes").Scan(&oldest); err != nil {
+			return nil, err
+		}
+		if oldest.Valid && uint64(oldest.Int64) > from {
+			return nil, fmt.Errorf("%w: oldest retained is %d, asked from %d", ErrCompacted, oldest.Int64, from)
+		}
+		if !oldest.Valid && f.HubSeq() >= from {
+			return nil, fmt.Errorf("%w: nothing retained, asked from %d", ErrCompacted, from)
+		}
+	}
+	rows, err := db.QueryContext(ctx, "SELECT seq, mutation_id, status, changes FROM hub_changes WHERE seq >= ? ORDER BY seq LIMIT ?", int64(from), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Change
+	for rows.Next() {
+		var c Change
+		var raw []byte
+		if err := rows.Scan(&c.Seq, &c.MutationID, &c.Status, &raw); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(raw, &c.Changes); err != nil {
+			return nil, fmt.Errorf("change %d: %w", c.Seq, err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ErrCompacted: the change log no longer holds the range asked for; the
+// edge must bootstrap from a snapshot.
+var ErrCompacted = errors.New("change log compacted")
+
+// Members lists the replicated member addresses.
+func (f *FSM) Members(ctx context.Context) (map[string]Member, error) {
+	db, done := f.DB()
+	defer done()
+	rows, err := db.QueryContext(ctx, "SELECT id, raft_addr, http_addr FROM hub_members")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]Member{}
+	for rows.Next() {
+		var m Member
+		if err := rows.Scan(&m.ID, &m.RaftAddr, &m.HTTPAddr); err != nil {
+			return nil, err
+		}
+		out[m.ID] = m
+	}
+	return out, rows.Err()
+}
+
+var _ raft.BatchingFSM = (*FSM)(nil)
+
+// copyFile is io.Copy between paths, fsyncing the destination.
+func copyTo(dst string, src io.Reader) (int64, error) {
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(out, src)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
+}
+
+// Checksum is retail.Checksum of the state, with the applied index it was
+// taken at (Apply is held off while it reads, so the two agree).
+func (f *FSM) Checksum(ctx context.Context) (ChecksumResponse, error) {
+	f.mu.Lock() // exclusive: no batch applies half-way through the read
+	defer f.mu.Unlock()
+	sum, err := retail.Checksum(ctx, f.db)
+	return ChecksumResponse{AppliedIndex: f.AppliedIndex(), HubSeq: f.HubSeq(), Checksum: sum}, err
+}

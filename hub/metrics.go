@@ -1,0 +1,54 @@
+package hub
+
+import (
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are one node's Prometheus metrics, in a registry of its own (no
+// global state: several nodes can run in one process).
+type metrics struct {
+	registry      *prometheus.Registry
+	commitLatency prometheus.Histogram
+	batchSize     prometheus.Histogram
+}
+
+func newMetrics(n *Node) *metrics {
+	m := &metrics{registry: prometheus.NewRegistry()}
+	m.commitLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "endcap_hub_commit_seconds", Help: "Time from a write reaching the leader to its result (committed and applied).",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)})
+	m.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "endcap_hub_batch_mutations", Help: "Mutations per raft entry (group commit).",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 12)})
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	stat := func(key string) func() float64 {
+		return func() float64 {
+			var v float64
+			for _, c := range n.raft.Stats()[key] {
+				if c < '0' || c > '9' {
+					break
+				}
+				v = v*10 + float64(c-'0')
+			}
+			return v
+		}
+	}
+	m.registry.MustRegister(m.commitLatency, m.batchSize,
+		gauge("endcap_hub_raft_state", "Raft state: 0 follower, 1 candidate, 2 leader, 3 shutdown.", func() float64 {
+			return float64(map[raft.RaftState]int{raft.Follower: 0, raft.Candidate: 1, raft.Leader: 2, raft.Shutdown: 3}[n.raft.State()])
+		}),
+		gauge("endcap_hub_raft_term", "Current raft term.", stat("term")),
+		gauge("endcap_hub_raft_commit_index", "Raft commit index.", stat("commit_index")),
+		gauge("endcap_hub_applied_index", "Last raft index applied to the state database.", func() float64 { return float64(n.fsm.AppliedIndex()) }),
+		gauge("endcap_hub_seq", "Last hub sequence number.", func() float64 { return float64(n.fsm.HubSeq()) }),
+		gauge("endcap_hub_change_log_entries", "Change-log entries retained.", func() float64 {
+			return float64(min(n.fsm.HubSeq(), n.cfg.RetainChanges))
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "endcap_hub_mutations_applied_total", Help: "Mutations applied by this node's state machine since start."},
+			func() float64 { return float64(n.fsm.MutationsApplied()) }),
+	)
+	return m
+}

@@ -1,0 +1,509 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+)
+
+// Config configures a hub node. Zero values take the defaults noted.
+type Config struct {
+	ID       string // this node's raft server id; required
+	DataDir  string // raft log, snapshots and state; required
+	RaftAddr string // raft TCP bind address, e.g. 127.0.0.1:7000; required
+	HTTPAddr string // operator API bind address, e.g. 127.0.0.1:8080; required
+	// Bootstrap makes this node a one-node cluster if it has no state yet;
+	// the others are added with hubctl join.
+	Bootstrap bool
+	// Token is the operator API's bearer token; required.
+	Token string
+	// EdgeCredentials maps an edge id to its secret; an edge uses them
+	// (HTTP basic auth) to download the snapshot.
+	EdgeCredentials map[string]string
+	// OpenMetrics serves /metrics without the token.
+	OpenMetrics bool
+	// RetainChanges is how many change-log entries are kept; 0: 1,000,000.
+	RetainChanges uint64
+	// SnapshotThreshold is how many log entries trigger a snapshot; 0: 8192.
+	SnapshotThreshold uint64
+	// BatchMax bounds the mutations in one raft entry; 0: 1000.
+	BatchMax int
+	// BatchWait bounds how long the first mutation of a batch waits for
+	// company; 0: 2ms. Negative: never wait.
+	BatchWait time.Duration
+	// Logger receives the node's logs; nil discards them.
+	Logger *slog.Logger
+	// RaftLogOutput receives raft's own logs; nil discards them.
+	RaftLogOutput io.Writer
+}
+
+func (c *Config) setDefaults() error {
+	switch {
+	case c.ID == "":
+		return errors.New("hub: node id is required")
+	case c.DataDir == "":
+		return errors.New("hub: data dir is required")
+	case c.RaftAddr == "" || c.HTTPAddr == "":
+		return errors.New("hub: raft and http addresses are required")
+	case c.Token == "":
+		return errors.New("hub: an operator token is required")
+	}
+	if c.RetainChanges == 0 {
+		c.RetainChanges = 1_000_000
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 8192
+	}
+	if c.BatchMax == 0 {
+		c.BatchMax = 1000
+	}
+	if c.BatchWait == 0 {
+		c.BatchWait = 2 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.RaftLogOutput == nil {
+		c.RaftLogOutput = io.Discard
+	}
+	return nil
+}
+
+// Node is a running hub node.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	fsm   *FSM
+	raft  *raft.Raft
+	trans *raft.NetworkTransport
+	wal   *wal.WAL
+	meta  *metadb.BoltMetaDB
+	http  *http.Server
+	ln    net.Listener
+
+	proposals chan *proposal
+	inflight  chan struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	metrics   *metrics
+	client    *http.Client
+}
+
+// ErrNotLeader: a write reached a node that is not the leader and could
+// not be forwarded.
+var ErrNotLeader = errors.New("not the leader")
+
+// Start opens the node's state and starts raft and the HTTP API.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID),
+		proposals: make(chan *proposal, 4096), inflight: make(chan struct{}, 16), stop: make(chan struct{}),
+		client: &http.Client{Timeout: 30 * time.Second}}
+	ok := false
+	defer func() {
+		if !ok {
+			n.Close()
+		}
+	}()
+	var err error
+	if n.fsm, err = OpenFSM(ctx, FSMConfig{Dir: filepath.Join(cfg.DataDir, "state"), Logger: n.log, RetainChanges: cfg.RetainChanges}); err != nil {
+		return nil, err
+	}
+	walDir := filepath.Join(cfg.DataDir, "raft-wal")
+	if err := os.MkdirAll(walDir, 0o755); err != nil {
+		return nil, err
+	}
+	n.meta = &metadb.BoltMetaDB{}
+	if n.wal, err = wal.Open(walDir, wal.WithMetaStore(n.meta)); err != nil {
+		return nil, fmt.Errorf("hub: raft log %s: %w", walDir, err)
+	}
+	snaps, err := raft.NewFileSnapshotStore(filepath.Join(cfg.DataDir, "snapshots"), 2, cfg.RaftLogOutput)
+	if err != nil {
+		return nil, fmt.Errorf("hub: snapshots: %w", err)
+	}
+	if err := n.catchUpFromSnapshot(snaps); err != nil {
+		return nil, err
+	}
+	if n.trans, err = raft.NewTCPTransport(cfg.RaftAddr, nil, 3, 10*time.Second, cfg.RaftLogOutput); err != nil {
+		return nil, fmt.Errorf("hub: raft transport %s: %w", cfg.RaftAddr, err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: cfg.RaftLogOutput})
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 256
+	rc.NoSnapshotRestoreOnStart = true // the state file is durable; see catchUpFromSnapshot
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.TrailingLogs = max(cfg.SnapshotThreshold, 1024)
+	existing, err := raft.HasExistingState(n.wal, n.wal, snaps)
+	if err != nil {
+		return nil, err
+	}
+	if n.raft, err = raft.NewRaft(rc, n.fsm, n.wal, n.wal, snaps, n.trans); err != nil {
+		return nil, fmt.Errorf("hub: raft: %w", err)
+	}
+	if cfg.Bootstrap && !existing {
+		f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.trans.LocalAddr()}}})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return nil, fmt.Errorf("hub: bootstrap: %w", err)
+		}
+	}
+	n.metrics = newMetrics(n)
+	if n.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("hub: http %s: %w", cfg.HTTPAddr, err)
+	}
+	n.http = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
+	n.wg.Add(3)
+	go func() { defer n.wg.Done(); n.http.Serve(n.ln) }()
+	go func() { defer n.wg.Done(); n.batchLoop() }()
+	go func() { defer n.wg.Done(); n.leaderLoop() }()
+	ok = true
+	n.log.Info("hub node started", "raft", n.trans.LocalAddr(), "http", n.HTTPAddr(), "applied_index", n.fsm.AppliedIndex())
+	return n, nil
+}
+
+// catchUpFromSnapshot restores the newest snapshot when the state file is
+// behind it (the file was lost or restored from an old backup): raft
+// starts with NoSnapshotRestoreOnStart, because normally the state file
+// is ahead of every snapshot and restoring one would only waste time.
+func (n *Node) catchUpFromSnapshot(snaps *raft.FileSnapshotStore) error {
+	list, err := snaps.List()
+	if err != nil || len(list) == 0 {
+		return err
+	}
+	if list[0].Index <= n.fsm.AppliedIndex() {
+		return nil
+	}
+	_, rc, err := snaps.Open(list[0].ID)
+	if err != nil {
+		return fmt.Errorf("hub: open snapshot %s: %w", list[0].ID, err)
+	}
+	n.log.Info("state is behind the newest snapshot; restoring it", "state_index", n.fsm.AppliedIndex(), "snapshot_index", list[0].Index)
+	if err := n.fsm.Restore(rc); err != nil {
+		return fmt.Errorf("hub: snapshot %s: %w", list[0].ID, err)
+	}
+	return nil
+}
+
+// HTTPAddr is the address the operator API listens on.
+func (n *Node) HTTPAddr() string {
+	if n.ln == nil {
+		return ""
+	}
+	return n.ln.Addr().String()
+}
+
+// RaftAddr is the address raft listens on.
+func (n *Node) RaftAddr() string { return string(n.trans.LocalAddr()) }
+
+// FSM is the node's state machine.
+func (n *Node) FSM() *FSM { return n.fsm }
+
+// Raft is the node's raft instance.
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// Close stops the node: the HTTP API, raft, the log and the state.
+func (n *Node) Close() error {
+	select {
+	case <-n.stop:
+		return nil
+	default:
+		close(n.stop)
+	}
+	if n.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n.http.Shutdown(ctx)
+		cancel()
+	}
+	if n.raft != nil {
+		n.raft.Shutdown().Error()
+	}
+	n.wg.Wait()
+	if n.trans != nil {
+		n.trans.Close()
+	}
+	if n.wal != nil {
+		n.wal.Close()
+	}
+	if n.meta != nil {
+		n.meta.Close()
+	}
+	if n.fsm != nil {
+		n.fsm.Close()
+	}
+	return nil
+}
+
+// leaderLoop records this node's addresses in the replicated member table
+// whenever it becomes leader, so every node can find every node's API.
+func (n *Node) leaderLoop() {
+	for {
+		select {
+		case <-n.stop:
+			return
+		case isLeader := <-n.raft.LeaderCh():
+			if isLeader {
+				n.putMember(Member{ID: n.cfg.ID, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr()})
+			}
+		}
+	}
+}
+
+func (n *Node) putMember(m Member) error {
+	b, _ := json.Marshal(m)
+	return n.raft.Apply(append([]byte{entryMember}, b...), 10*time.Second).Error()
+}
+
+// proposal is one Submit call waiting for its mutations to commit.
+type proposal struct {
+	raws  []json.RawMessage
+	start time.Time
+	done  chan proposalResult
+}
+
+type proposalResult struct {
+	results []MutationResult
+	err     error
+}
+
+// Submit proposes encoded mutations (already decoded and validated by the
+// caller) and waits for their results. Only the leader can: elsewhere it
+// returns ErrNotLeader. Concurrent submissions are grouped into one raft
+// entry (group commit). An error means the outcome is unknown: retrying is
+// safe, because the hub applies a mutation id once.
+func (n *Node) Submit(ctx context.Context, raws []json.RawMessage) ([]MutationResult, error) {
+	if n.raft.State() != raft.Leader {
+		return nil, ErrNotLeader
+	}
+	p := &proposal{raws: raws, start: time.Now(), done: make(chan proposalResult, 1)}
+	select {
+	case n.proposals <- p:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-n.stop:
+		return nil, errors.New("hub: shutting down")
+	}
+	select {
+	case r := <-p.done:
+		n.metrics.commitLatency.Observe(time.Since(p.start).Seconds())
+		return r.results, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// batchLoop takes waiting proposals and proposes them as one raft entry
+// (group commit), up to BatchMax mutations. When no entry is in flight it
+// proposes at once, so a lone writer is not delayed; while entries are in
+// flight it waits up to BatchWait for more company, because the next
+// commit cannot overtake them anyway. Up to 16 entries are in flight at
+// once; raft pipelines them to the followers.
+func (n *Node) batchLoop() {
+	for {
+		var first *proposal
+		select {
+		case first = <-n.proposals:
+		case <-n.stop:
+			return
+		}
+		batch, count := []*proposal{first}, len(first.raws)
+		var deadline <-chan time.Time
+		var timer *time.Timer
+		if n.cfg.BatchWait > 0 && len(n.inflight) > 0 {
+			timer = time.NewTimer(n.cfg.BatchWait)
+			deadline = timer.C
+		}
+	collect:
+		for count < n.cfg.BatchMax {
+			select {
+			case p := <-n.proposals:
+				batch = append(batch, p)
+				count += len(p.raws)
+				continue
+			case <-n.stop:
+				return
+			default:
+			}
+			if deadline == nil {
+				break
+			}
+			select {
+			case p := <-n.proposals:
+				batch = append(batch, p)
+				count += len(p.raws)
+			case <-deadline:
+				break collect
+			case <-n.stop:
+				return
+			}
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		n.propose(batch, count)
+	}
+}
+
+func (n *Node) propose(batch []*proposal, count int) {
+	all := make([]json.RawMessage, 0, count)
+	for _, p := range batch {
+		all = append(all, p.raws...)
+	}
+	data, _ := json.Marshal(all)
+	n.metrics.batchSize.Observe(float64(count))
+	fut := n.raft.Apply(append([]byte{entryMutations}, data...), 30*time.Second)
+	select {
+	case n.inflight <- struct{}{}:
+	case <-n.stop:
+		return
+	}
+	go func() {
+		defer func() { <-n.inflight }()
+		err := fut.Error()
+		var results []MutationResult
+		if err == nil {
+			results, _ = fut.Response().([]MutationResult)
+			if len(results) != count {
+				err = fmt.Errorf("hub: %d results for %d mutations", len(results), count)
+			}
+		}
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			err = fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		i := 0
+		for _, p := range batch {
+			r := proposalResult{err: err}
+			if err == nil {
+				r.results = results[i : i+len(p.raws)]
+			}
+			i += len(p.raws)
+			p.done <- r
+		}
+	}()
+}
+
+// leader returns the leader's member record, if known.
+func (n *Node) leader(ctx context.Context) (Member, bool) {
+	addr, id := n.raft.LeaderWithID()
+	if id == "" {
+		return Member{}, false
+	}
+	members, err := n.fsm.Members(ctx)
+	if err != nil {
+		return Member{}, false
+	}
+	m, ok := members[string(id)]
+	if !ok {
+		return Member{ID: string(id), RaftAddr: string(addr)}, false
+	}
+	return m, true
+}
+
+// Status is what /v1/status reports.
+type Status struct {
+	ID           string `json:"id"`
+	State        string `json:"state"`
+	Term         uint64 `json:"term"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	LastLogIndex uint64 `json:"last_log_index"`
+	HubSeq       uint64 `json:"hub_seq"`
+	Leader       Member `json:"leader"`
+	Peers        []Peer `json:"peers"`
+	// Consistency: these figures are this node's own view, read without
+	// asking the leader.
+	Consistency string `json:"consistency"`
+}
+
+// Peer is a member of the raft configuration.
+type Peer struct {
+	Member
+	Suffrage string `json:"suffrage"`
+	Leader   bool   `json:"leader"`
+}
+
+// Status reports the node's raft and state figures.
+func (n *Node) Status(ctx context.Context) (Status, error) {
+	stats := n.raft.Stats()
+	u := func(k string) uint64 { v, _ := strconv.ParseUint(stats[k], 10, 64); return v }
+	st := Status{ID: n.cfg.ID, State: n.raft.State().String(), Term: u("term"), CommitIndex: u("commit_index"),
+		AppliedIndex: n.fsm.AppliedIndex(), LastLogIndex: u("last_log_index"), HubSeq: n.fsm.HubSeq(), Consistency: "local"}
+	st.Leader, _ = n.leader(ctx)
+	members, err := n.fsm.Members(ctx)
+	if err != nil {
+		return st, err
+	}
+	fut := n.raft.GetConfiguration()
+	if err := fut.Error(); err != nil {
+		return st, err
+	}
+	for _, s := range fut.Configuration().Servers {
+		m := members[string(s.ID)]
+		m.ID, m.RaftAddr = string(s.ID), string(s.Address)
+		st.Peers = append(st.Peers, Peer{Member: m, Suffrage: s.Suffrage.String(), Leader: string(s.ID) == st.Leader.ID})
+	}
+	return st, nil
+}
+
+// Join adds a voter (leader only).
+func (n *Node) Join(ctx context.Context, m Member) error {
+	if n.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	if err := n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, 30*time.Second).Error(); err != nil {
+		return fmt.Errorf("add voter %s: %w", m.ID, err)
+	}
+	return n.putMember(m)
+}
+
+// Remove removes a server (leader only).
+func (n *Node) Remove(ctx context.Context, id string) error {
+	if n.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 30*time.Second).Error(); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	return nil
+}
+
+// TransferLeadership hands leadership to id, or to the most up-to-date
+// follower when id is empty (leader only).
+func (n *Node) TransferLeadership(ctx context.Context, id string) error {
+	if n.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	var f raft.Future
+	if id == "" {
+		f = n.raft.LeadershipTransfer()
+	} else {
+		members, _ := n.fsm.Members(ctx)
+		m, ok := members[id]
+		if !ok {
+			return fmt.Errorf("unknown member %s", id)
+		}
+		f = n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(m.RaftAddr))
+	}
+	return f.Error()
+}
+
+// Snapshot asks raft to take a snapshot now (and compact its log).
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+
