@@ -25,7 +25,9 @@ type APIError struct {
 	Leader string // the leader's API address, when the hub said
 }
 
-func (e *APIError) Error() string { return fmt.Sprintf("hub: %d %s: %s", e.Code, http.StatusText(e.Code), e.Msg) }
+func (e *APIError) Error() string {
+	return fmt.Sprintf("hub: %d %s: %s", e.Code, http.StatusText(e.Code), e.Msg)
+}
 
 // Is lets errors.Is(err, ErrNotLeader) and errors.Is(err, ErrCompacted) work across the wire.
 func (e *APIError) Is(target error) bool {
@@ -164,7 +166,6 @@ func (c *Client) DownloadSnapshot(ctx context.Context, edgeID, secret, dst strin
 	}
 	return ReadSnapshot(ctx, resp.Body, dst)
 }
-
 
 // Checksum is GET /v1/checksum.
 func (c *Client) Checksum(ctx context.Context) (ChecksumResponse, error) {

@@ -506,4 +506,3 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 
 // Snapshot asks raft to take a snapshot now (and compact its log).
 func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
-
