@@ -19,8 +19,9 @@ import (
 
 // Log entry types: the first byte of every raft log entry's data.
 const (
-	entryMutations byte = 1 // a JSON array of encoded mutations (group commit)
-	entryMember    byte = 2 // a member's addresses, JSON
+	entryMutations  byte = 1 // a JSON array of encoded mutations (group commit)
+	entryMember     byte = 2 // a member's addresses, JSON
+	entryMemberGone byte = 3 // a member removed, JSON (only the id is read)
 )
 
 // hubSchema is the hub's own tables, beside the region's in the same file,
@@ -218,6 +219,14 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 			if _, err := tx.SQL().ExecContext(ctx, "INSERT INTO hub_members (id, raft_addr, http_addr) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET raft_addr = excluded.raft_addr, http_addr = excluded.http_addr",
 				m.ID, m.RaftAddr, m.HTTPAddr); err != nil {
 				panic(fmt.Sprintf("hub fsm: member: %v", err))
+			}
+		case entryMemberGone:
+			var m Member
+			if err := json.Unmarshal(l.Data[1:], &m); err != nil {
+				panic(fmt.Sprintf("hub fsm: entry %d is not a member: %v", l.Index, err))
+			}
+			if _, err := tx.SQL().ExecContext(ctx, "DELETE FROM hub_members WHERE id = ?", m.ID); err != nil {
+				panic(fmt.Sprintf("hub fsm: member gone: %v", err))
 			}
 		default:
 			// An entry type this version does not know: stop rather than

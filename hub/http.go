@@ -228,14 +228,24 @@ func (n *Node) handleChanges(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ChangesResponse{Changes: changes, HubSeq: n.fsm.HubSeq(), Consistency: "local"})
 }
 
+// handleSnapshot serves a consistent copy of the region database (the
+// snapshot stream format). The copy is made first, so a failure is a 500;
+// then the length is known and sent, so a client can show progress.
 func (n *Node) handleSnapshot(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/vnd.endcap.snapshot")
-	meta, err := n.fsm.WriteSnapshot(r.Context(), w)
+	ps, err := n.fsm.PrepareSnapshot(r.Context())
 	if err != nil {
-		n.log.Error("snapshot download failed", "err", err)
-		return // the stream is cut short; the client's checksum fails
+		n.fail(w, http.StatusInternalServerError, err)
+		return
 	}
-	n.log.Info("snapshot served", "hub_seq", meta.HubSeq, "bytes", meta.Size)
+	defer ps.Close()
+	w.Header().Set("Content-Type", "application/vnd.endcap.snapshot")
+	w.Header().Set("Content-Length", strconv.FormatInt(ps.StreamSize(), 10))
+	w.Header().Set("X-Endcap-Hub-Seq", strconv.FormatUint(ps.Meta.HubSeq, 10))
+	if err := ps.Stream(w); err != nil {
+		n.log.Error("snapshot download cut short", "err", err)
+		return // the client's length and checksum checks fail
+	}
+	n.log.Info("snapshot served", "hub_seq", ps.Meta.HubSeq, "bytes", ps.Meta.Size)
 }
 
 func (n *Node) handleTakeSnapshot(w http.ResponseWriter, r *http.Request) {

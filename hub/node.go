@@ -41,6 +41,18 @@ type Config struct {
 	RetainChanges uint64
 	// SnapshotThreshold is how many log entries trigger a snapshot; 0: 8192.
 	SnapshotThreshold uint64
+	// SnapshotInterval is how often raft checks whether SnapshotThreshold
+	// entries have accumulated; 0: 2 minutes.
+	SnapshotInterval time.Duration
+	// TrailingLogs is how many log entries are kept after a snapshot, so a
+	// follower that is a little behind catches up from the log rather than
+	// a whole snapshot; 0: 10240.
+	TrailingLogs uint64
+	// WALSegmentSize is the raft log's segment size in bytes; 0: raft-wal's
+	// default (64 MiB). Compaction deletes whole segments only, and entries
+	// of the newest segment stay readable, so a small size is only for
+	// tests that must see a follower caught up by snapshot.
+	WALSegmentSize int
 	// BatchMax bounds the mutations in one raft entry; 0: 1000.
 	BatchMax int
 	// BatchWait bounds how long the first mutation of a batch waits for
@@ -68,6 +80,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = 2 * time.Minute
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 10240
 	}
 	if c.BatchMax == 0 {
 		c.BatchMax = 1000
@@ -131,10 +149,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.meta = &metadb.BoltMetaDB{}
-	if n.wal, err = wal.Open(walDir, wal.WithMetaStore(n.meta)); err != nil {
+	segment := wal.DefaultSegmentSize
+	if cfg.WALSegmentSize > 0 {
+		segment = cfg.WALSegmentSize
+	}
+	if n.wal, err = wal.Open(walDir, wal.WithMetaStore(n.meta), wal.WithSegmentSize(segment)); err != nil {
 		return nil, fmt.Errorf("hub: raft log %s: %w", walDir, err)
 	}
-	snaps, err := raft.NewFileSnapshotStore(filepath.Join(cfg.DataDir, "snapshots"), 2, cfg.RaftLogOutput)
+	snaps, err := raft.NewFileSnapshotStore(cfg.DataDir, 2, cfg.RaftLogOutput) // in DataDir/snapshots
 	if err != nil {
 		return nil, fmt.Errorf("hub: snapshots: %w", err)
 	}
@@ -151,7 +173,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	rc.MaxAppendEntries = 256
 	rc.NoSnapshotRestoreOnStart = true // the state file is durable; see catchUpFromSnapshot
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
-	rc.TrailingLogs = max(cfg.SnapshotThreshold, 1024)
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.SnapshotInterval = cfg.SnapshotInterval
 	existing, err := raft.HasExistingState(n.wal, n.wal, snaps)
 	if err != nil {
 		return nil, err
@@ -191,9 +214,10 @@ func (n *Node) catchUpFromSnapshot(snaps *raft.FileSnapshotStore) error {
 	if list[0].Index <= n.fsm.AppliedIndex() {
 		return nil
 	}
-	_, rc, err := snaps.Open(list[0].ID)
+	_, rc, err := snaps.Open(list[0].ID) // checks the file's CRC
 	if err != nil {
-		return fmt.Errorf("hub: open snapshot %s: %w", list[0].ID, err)
+		return fmt.Errorf("hub: state is behind snapshot %s, which cannot be read (%w: %v); wipe this node's data directory and let it rejoin",
+			list[0].ID, ErrCorruptSnapshot, err)
 	}
 	n.log.Info("state is behind the newest snapshot; restoring it", "state_index", n.fsm.AppliedIndex(), "snapshot_index", list[0].Index)
 	if err := n.fsm.Restore(rc); err != nil {
@@ -462,15 +486,69 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	return st, nil
 }
 
-// Join adds a voter (leader only).
+// Join adds a node as a voter (leader only). A voter that cannot be
+// reached can cost a small cluster its quorum, and then there is no leader
+// to remove it again; so the node must answer on its API as m.ID first, and
+// it joins as a non-voter and becomes a voter only once it has caught up.
 func (n *Node) Join(ctx context.Context, m Member) error {
 	if n.raft.State() != raft.Leader {
 		return ErrNotLeader
 	}
-	if err := n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, 30*time.Second).Error(); err != nil {
-		return fmt.Errorf("add voter %s: %w", m.ID, err)
+	peer := &Client{Addr: m.HTTPAddr, Token: n.cfg.Token, HTTP: n.client}
+	st, err := peer.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("join %s: its API at %s does not answer (%v): start it first, without --bootstrap", m.ID, m.HTTPAddr, err)
 	}
-	return n.putMember(m)
+	if st.ID != m.ID {
+		return fmt.Errorf("join %s: the node at %s says it is %s", m.ID, m.HTTPAddr, st.ID)
+	}
+	if st.State == raft.Leader.String() && len(st.Peers) == 1 {
+		return fmt.Errorf("join %s: it leads a cluster of its own (started with --bootstrap?); wipe it and start it without", m.ID)
+	}
+	if err := n.raft.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, 30*time.Second).Error(); err != nil {
+		return fmt.Errorf("join %s: add as non-voter: %w", m.ID, err)
+	}
+	if err := n.putMember(m); err != nil {
+		return fmt.Errorf("join %s: %w", m.ID, err)
+	}
+	target := n.raft.LastIndex()
+	if applied, err := waitApplied(ctx, peer, target, 60*time.Second); err != nil {
+		n.raft.RemoveServer(raft.ServerID(m.ID), 0, 10*time.Second)
+		return fmt.Errorf("join %s: it did not catch up to index %d within 60s (at %d: %v); removed again", m.ID, target, applied, err)
+	}
+	if err := n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, 30*time.Second).Error(); err != nil {
+		return fmt.Errorf("join %s: promote to voter: %w", m.ID, err)
+	}
+	// Return once the node itself knows it is a voter.
+	if _, err := waitApplied(ctx, peer, n.raft.LastIndex(), 30*time.Second); err != nil {
+		return fmt.Errorf("join %s: promoted, but it has not applied its promotion: %w", m.ID, err)
+	}
+	return nil
+}
+
+// waitApplied polls a node's status until it has applied index target.
+func waitApplied(ctx context.Context, peer *Client, target uint64, timeout time.Duration) (uint64, error) {
+	deadline := time.Now().Add(timeout)
+	var last uint64
+	for {
+		st, err := peer.Status(ctx)
+		if err == nil {
+			if last = st.AppliedIndex; last >= target {
+				return last, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = errors.New("timed out")
+			}
+			return last, err
+		}
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Remove removes a server (leader only).
@@ -481,7 +559,8 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 30*time.Second).Error(); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
-	return nil
+	b, _ := json.Marshal(Member{ID: id})
+	return n.raft.Apply(append([]byte{entryMemberGone}, b...), 10*time.Second).Error()
 }
 
 // TransferLeadership hands leadership to id, or to the most up-to-date

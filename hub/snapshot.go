@@ -60,47 +60,79 @@ func (s *fsmSnapshot) Release() {}
 // WriteSnapshot writes a consistent copy of the state to w in the
 // snapshot stream format and returns its meta.
 func (f *FSM) WriteSnapshot(ctx context.Context, w io.Writer) (SnapshotMeta, error) {
-	tmp, err := os.CreateTemp(f.dir, "snapshot-*.db")
+	ps, err := f.PrepareSnapshot(ctx)
 	if err != nil {
 		return SnapshotMeta{}, err
 	}
+	defer ps.Close()
+	return ps.Meta, ps.Stream(w)
+}
+
+// PreparedSnapshot is a consistent copy of the state in a temporary file,
+// ready to stream. Close removes the file.
+type PreparedSnapshot struct {
+	Meta SnapshotMeta
+	path string
+}
+
+// StreamSize is the length of the stream Stream writes.
+func (ps *PreparedSnapshot) StreamSize() int64 {
+	head, _ := json.Marshal(ps.Meta)
+	return int64(len(snapshotMagic)+len(head)+1) + ps.Meta.Size + sha256.Size
+}
+
+// Close removes the copy.
+func (ps *PreparedSnapshot) Close() error { return os.Remove(ps.path) }
+
+// PrepareSnapshot copies the state (VACUUM INTO, which reads one consistent
+// view while writes go on) into a temporary file beside it. Doing the copy
+// before anything is sent lets an HTTP handler still answer an error.
+func (f *FSM) PrepareSnapshot(ctx context.Context) (*PreparedSnapshot, error) {
+	tmp, err := os.CreateTemp(f.dir, "snapshot-*.db")
+	if err != nil {
+		return nil, err
+	}
 	tmp.Close()
 	os.Remove(tmp.Name()) // VACUUM INTO wants to create it
-	defer os.Remove(tmp.Name())
-
 	db, done := f.DB()
 	_, err = db.ExecContext(ctx, "VACUUM INTO ?", tmp.Name())
 	done()
 	if err != nil {
-		return SnapshotMeta{}, fmt.Errorf("snapshot copy: %w", err)
+		os.Remove(tmp.Name())
+		return nil, fmt.Errorf("snapshot copy: %w", err)
 	}
 	meta, err := readMeta(ctx, tmp.Name())
-	if err != nil {
-		return SnapshotMeta{}, err
+	if err == nil {
+		var st os.FileInfo
+		if st, err = os.Stat(tmp.Name()); err == nil {
+			meta.Size = st.Size()
+		}
 	}
-	file, err := os.Open(tmp.Name())
 	if err != nil {
-		return SnapshotMeta{}, err
+		os.Remove(tmp.Name())
+		return nil, err
+	}
+	return &PreparedSnapshot{Meta: meta, path: tmp.Name()}, nil
+}
+
+// Stream writes the copy in the snapshot format.
+func (ps *PreparedSnapshot) Stream(w io.Writer) error {
+	file, err := os.Open(ps.path)
+	if err != nil {
+		return err
 	}
 	defer file.Close()
-	st, err := file.Stat()
-	if err != nil {
-		return SnapshotMeta{}, err
-	}
-	meta.Size = st.Size()
 	h := sha256.New()
 	mw := io.MultiWriter(w, h)
-	head, _ := json.Marshal(meta)
+	head, _ := json.Marshal(ps.Meta)
 	if _, err := io.WriteString(mw, snapshotMagic+string(head)+"\n"); err != nil {
-		return SnapshotMeta{}, err
+		return err
 	}
-	if _, err := io.Copy(mw, file); err != nil {
-		return SnapshotMeta{}, fmt.Errorf("snapshot write: %w", err)
+	if n, err := io.Copy(mw, file); err != nil || n != ps.Meta.Size {
+		return fmt.Errorf("snapshot write: %d of %d bytes: %v", n, ps.Meta.Size, err)
 	}
-	if _, err := w.Write(h.Sum(nil)); err != nil {
-		return SnapshotMeta{}, err
-	}
-	return meta, nil
+	_, err = w.Write(h.Sum(nil))
+	return err
 }
 
 // readMeta reads the applied index and hub sequence stored in a state file.

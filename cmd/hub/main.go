@@ -29,7 +29,7 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
-		fmt.Fprintln(os.Stderr, "hub:", err)
+		fmt.Fprintln(os.Stderr, "hub:", strings.TrimPrefix(err.Error(), "hub: "))
 		os.Exit(1)
 	}
 }
@@ -49,10 +49,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.RaftAddr, "raft", "127.0.0.1:7000", "raft TCP address (host:port other nodes can reach)")
 	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8080", "operator HTTP API address")
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start a new one-node cluster if this node has no state (first node only)")
-	fs.StringVar(&cfg.Token, "token", os.Getenv("ENDCAP_HUB_TOKEN"), "operator API bearer token (default $ENDCAP_HUB_TOKEN)")
+	fs.StringVar(&cfg.Token, "token", "", "operator API bearer token (default $ENDCAP_HUB_TOKEN)")
 	fs.BoolVar(&cfg.OpenMetrics, "open-metrics", false, "serve /metrics without the token")
 	fs.Uint64Var(&cfg.RetainChanges, "retain-changes", 1_000_000, "change-log entries kept for edges to catch up from")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 8192, "raft log entries between snapshots")
+	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", 2*time.Minute, "how often to check whether a snapshot is due")
+	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 10240, "raft log entries kept after a snapshot for followers to catch up from")
+	fs.IntVar(&cfg.WALSegmentSize, "wal-segment-size", 0, "raft log segment size in bytes (0: 64 MiB); small only for tests")
 	fs.IntVar(&cfg.BatchMax, "batch-max", 1000, "most mutations in one raft entry (group commit)")
 	fs.DurationVar(&cfg.BatchWait, "batch-wait", 2*time.Millisecond, "longest a write waits for company while others are committing")
 	fs.Usage = func() {
@@ -77,6 +80,9 @@ Flags:
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if cfg.Token == "" {
+		cfg.Token = os.Getenv("ENDCAP_HUB_TOKEN")
 	}
 	if *tokenFile != "" {
 		b, err := os.ReadFile(*tokenFile)
