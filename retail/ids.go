@@ -46,9 +46,20 @@ func ParseMutationID(s string) (MutationID, error) {
 	return id, id.Validate()
 }
 
-func (id MutationID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+// MarshalText writes "origin/seq"; the zero id is the empty string.
+func (id MutationID) MarshalText() ([]byte, error) {
+	if id.IsZero() {
+		return []byte{}, nil
+	}
+	return []byte(id.String()), nil
+}
 
+// UnmarshalText reads "origin/seq"; the empty string is the zero id.
 func (id *MutationID) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*id = MutationID{}
+		return nil
+	}
 	v, err := ParseMutationID(string(b))
 	if err != nil {
 		return err
