@@ -1,8 +1,10 @@
 package retail
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"reflect"
@@ -117,13 +119,26 @@ func Apply(ctx context.Context, tx *Tx, m Mutation) (Result, error) {
 
 func previousResult(ctx context.Context, tx *Tx, id MutationID) (Result, bool, error) {
 	res := Result{ID: id, Duplicate: true}
-	err := tx.queryRow(ctx, "SELECT status, code, reason FROM applied_mutations WHERE id = ?", id.String()).
-		Scan(&res.Status, &res.Code, &res.Reason)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Result{}, false, nil
-	}
+	const q = "SELECT status, code, reason FROM applied_mutations WHERE id = ?"
+	found := false
+	_, err := tx.rawQuery(ctx, func(row []driver.Value) error {
+		found = true
+		var ok [3]bool
+		var status string
+		status, ok[0] = row[0].(string)
+		res.Code, ok[1] = row[1].(string)
+		res.Reason, ok[2] = row[2].(string)
+		res.Status = Status(status)
+		if ok != [3]bool{true, true, true} {
+			return fmt.Errorf("applied_mutations row %v: want text", row)
+		}
+		return nil
+	}, q, id.String())
 	if err != nil {
 		return Result{}, false, fmt.Errorf("look up mutation %s: %w", id, err)
+	}
+	if !found {
+		return Result{}, false, nil
 	}
 	rows, err := tx.query(ctx, "SELECT id, kind, entity, detail, amount_cents FROM exceptions WHERE mutation_id = ? ORDER BY id", id.String())
 	if err != nil {
@@ -199,12 +214,31 @@ func (a *applier) del(ctx context.Context, t *tableDef, key ...any) error {
 // update runs an UPDATE of table t (a statement without RETURNING) and
 // records every row it changed, whole, as a put. It returns those rows.
 func (a *applier) update(ctx context.Context, t *tableDef, query string, args ...any) ([][]any, error) {
-	rows, err := a.tx.query(ctx, query+t.returning, args...)
+	query += t.returning
+	var out [][]any
+	handled, err := a.tx.rawQuery(ctx, func(row []driver.Value) error {
+		vals := make([]any, len(row))
+		for i, v := range row {
+			if b, ok := v.([]byte); ok {
+				v = bytes.Clone(b) // as Scan into *any does
+			}
+			vals[i] = normalize(v)
+		}
+		a.changes = append(a.changes, RowChange{Table: t.name, Op: OpPut, Cols: t.cols, Vals: vals})
+		out = append(out, vals)
+		return nil
+	}, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("update %s: %w", t.name, err)
+	}
+	if handled {
+		return out, nil
+	}
+	rows, err := a.tx.query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("update %s: %w", t.name, err)
 	}
 	defer rows.Close()
-	var out [][]any
 	for rows.Next() {
 		vals := make([]any, len(t.cols))
 		ptrs := make([]any, len(vals))
@@ -228,8 +262,16 @@ func (a *applier) update(ctx context.Context, t *tableDef, query string, args ..
 
 // exists runs a query that selects at most one row and reports whether it did.
 func (a *applier) exists(ctx context.Context, query string, args ...any) (bool, error) {
+	found := false
+	handled, err := a.tx.rawQuery(ctx, func([]driver.Value) error {
+		found = true
+		return nil
+	}, query, args...)
+	if handled {
+		return found, err
+	}
 	var one int
-	err := a.tx.queryRow(ctx, query, args...).Scan(&one)
+	err = a.tx.queryRow(ctx, query, args...).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

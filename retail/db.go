@@ -3,14 +3,19 @@ package retail
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -39,12 +44,15 @@ type Options struct {
 }
 
 // DB is an open region database: a *sql.DB on one SQLite file in WAL mode
-// with foreign keys on, migrated to the current schema, plus a cache of
-// prepared statements for Apply. It is safe for concurrent use.
+// with foreign keys on, migrated to the current schema, plus the
+// connection write transactions run on, with the statements Apply runs
+// prepared on it (see writer). It is safe for concurrent use. It keeps one
+// connection of the pool for writing: do not limit the pool
+// (SetMaxOpenConns) below two.
 type DB struct {
 	*sql.DB
-	path  string
-	stmts sync.Map // query string -> *sql.Stmt
+	path string
+	w    writer
 }
 
 // Path is the file the database lives in.
@@ -60,7 +68,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 func dsn(path string, opts Options) string {
 	q := url.Values{}
 	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	if !opts.ReadOnly {
 		q.Add("_pragma", "journal_mode(WAL)")
 	}
@@ -87,7 +95,7 @@ func openAt(ctx context.Context, path string, opts Options, version int) (*DB, e
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	db := &DB{DB: sqldb, path: path}
+	db := &DB{DB: sqldb, path: path, w: writer{tok: make(chan struct{}, 1)}}
 	if err := db.PingContext(ctx); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -99,12 +107,18 @@ func openAt(ctx context.Context, path string, opts Options, version int) (*DB, e
 	return db, nil
 }
 
-// Close closes the cached statements and the database.
+// Close closes the writer's statements and connection and the database.
+// A write transaction still open keeps its connection until it ends.
 func (db *DB) Close() error {
-	db.stmts.Range(func(_, v any) bool {
-		v.(*sql.Stmt).Close()
-		return true
-	})
+	db.w.mu.Lock()
+	db.w.closed = true
+	select {
+	case db.w.tok <- struct{}{}:
+		db.w.close()
+		<-db.w.tok
+	default: // a Tx is open: its end closes the connection
+	}
+	db.w.mu.Unlock()
 	return db.DB.Close()
 }
 
@@ -191,43 +205,282 @@ func (db *DB) applyMigration(ctx context.Context, m migration) error {
 	return nil
 }
 
-// stmt returns a prepared statement for query, preparing it once per DB.
-func (db *DB) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	if s, ok := db.stmts.Load(query); ok {
-		return s.(*sql.Stmt), nil
+// writer is where write transactions run. SQLite lets one connection
+// write at a time, so a DB keeps one connection for writing, taken from the
+// pool at the first Begin and held until Close, with the statements Apply
+// runs prepared on it once.
+//
+// This is for speed (docs/benchmarks.md): through a *sql.Tx, every
+// statement is first re-bound to the transaction (Tx.StmtContext) and
+// every query starts a goroutine to watch the transaction's context, which
+// together cost more than SQLite's own work for Apply's point reads and
+// writes. Statements prepared on the writer's *sql.Conn run without either.
+// Apply's own statements (put, exists, update, the savepoint) go one step
+// further, to the driver's statements through Conn.Raw, skipping
+// database/sql's per-call argument checks and Rows bookkeeping.
+//
+// tok holds one token; a Tx owns it from Begin to Commit or Rollback, and
+// with it conn and the statement caches. Begin waits for it as long as
+// SQLite would wait for the write lock (busyTimeout).
+type writer struct {
+	tok   chan struct{}
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt // query -> statement prepared on conn
+	raw   map[string]*rawStmt  // query -> driver statement on conn's driver connection
+	args  []driver.NamedValue  // reused for each rawStmt call
+	dest  []driver.Value       // reused for each rawStmt row
+
+	mu     sync.Mutex // guards closed, and the token's return
+	closed bool       // DB.Close ran: no more transactions
+}
+
+// rawStmt is a statement prepared on the driver connection under conn.
+type rawStmt struct {
+	s    driver.Stmt
+	exec driver.StmtExecContext
+	qry  driver.StmtQueryContext
+}
+
+// busyTimeout is how long a writer waits for another: SQLite's busy_timeout
+// (in dsn) for other processes, Begin for this DB's own transactions.
+const busyTimeout = 10 * time.Second
+
+// errWriterBusy is Begin's answer when another transaction of this DB
+// holds the write lock for longer than busyTimeout.
+var errWriterBusy = fmt.Errorf("database is locked: another write transaction has been open for %v", busyTimeout)
+
+// acquire takes the writer token and makes sure the connection is open.
+func (w *writer) acquire(ctx context.Context, db *sql.DB) error {
+	select {
+	case w.tok <- struct{}{}:
+	default:
+		timer := time.NewTimer(busyTimeout)
+		defer timer.Stop()
+		select {
+		case w.tok <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			return errWriterBusy
+		}
 	}
-	s, err := db.PrepareContext(ctx, query)
+	w.mu.Lock()
+	closed := w.closed
+	w.mu.Unlock()
+	if closed {
+		<-w.tok
+		return sql.ErrConnDone
+	}
+	if w.conn == nil {
+		if err := w.open(ctx, db); err != nil {
+			<-w.tok
+			return err
+		}
+	}
+	return nil
+}
+
+// open takes the writer's connection from the pool; the caller holds the
+// token.
+func (w *writer) open(ctx context.Context, db *sql.DB) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, writerPragmas); err != nil {
+		conn.Close()
+		return err
+	}
+	w.conn, w.stmts, w.raw = conn, map[string]*sql.Stmt{}, map[string]*rawStmt{}
+	return nil
+}
+
+// writerPragmas tune the writer's connection (and only it: the pool's
+// readers keep SQLite's defaults).
+//
+// temp_store = MEMORY keeps the sub-journal in memory. Apply opens a
+// savepoint per mutation, and SQLite a statement journal for each
+// statement that may abort (a foreign key, an upsert), and copies every
+// page a savepoint or statement first writes into the sub-journal so it
+// can roll back. By default the sub-journal spills to a temp file past
+// 64 KiB, costing a write syscall per page; in memory, a 1,000-sale
+// transaction runs about a fifth faster (docs/benchmarks.md). The cost is
+// memory for the pages one mutation or statement writes, and for the temp
+// tables of queries run on the writer (Tx.SQL()'s callers' sorts).
+const writerPragmas = "PRAGMA temp_store = MEMORY"
+
+// release gives the token back. A transaction that did not end cleanly
+// (its COMMIT or ROLLBACK failed) may leave SQLite inside it; ROLLBACK
+// makes sure the next Begin finds the connection idle.
+func (w *writer) release(clean bool) {
+	if !clean && w.conn != nil {
+		w.conn.ExecContext(context.Background(), "ROLLBACK")
+	}
+	w.mu.Lock()
+	if w.closed {
+		w.close()
+	}
+	<-w.tok
+	w.mu.Unlock()
+}
+
+// close closes the statements and the connection; the caller holds the token.
+func (w *writer) close() {
+	for _, s := range w.stmts {
+		s.Close()
+	}
+	if w.conn != nil {
+		w.conn.Raw(func(any) error {
+			for _, s := range w.raw {
+				s.s.Close()
+			}
+			return nil
+		})
+		w.conn.Close()
+	}
+	w.conn, w.stmts, w.raw = nil, nil, nil
+}
+
+// stmt returns the statement for query prepared on the writer's
+// connection, preparing it the first time; the caller holds the token.
+func (w *writer) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s := w.stmts[query]; s != nil {
+		return s, nil
+	}
+	s, err := w.conn.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, fmt.Errorf("prepare %q: %w", query, err)
 	}
-	if prev, loaded := db.stmts.LoadOrStore(query, s); loaded {
-		s.Close()
-		return prev.(*sql.Stmt), nil
-	}
+	w.stmts[query] = s
 	return s, nil
 }
 
+// rawStmt returns the driver statement for query on the driver connection
+// dc (inside Conn.Raw), preparing it the first time.
+func (w *writer) rawStmt(ctx context.Context, dc any, query string) (*rawStmt, error) {
+	if s := w.raw[query]; s != nil {
+		return s, nil
+	}
+	var ds driver.Stmt
+	var err error
+	if p, ok := dc.(driver.ConnPrepareContext); ok {
+		ds, err = p.PrepareContext(ctx, query)
+	} else {
+		ds, err = dc.(driver.Conn).Prepare(query)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("prepare %q: %w", query, err)
+	}
+	s := &rawStmt{s: ds}
+	s.exec, _ = ds.(driver.StmtExecContext)
+	s.qry, _ = ds.(driver.StmtQueryContext)
+	if s.exec == nil || s.qry == nil {
+		ds.Close()
+		return nil, fmt.Errorf("prepare %q: driver statement without contexts", query)
+	}
+	w.raw[query] = s
+	return s, nil
+}
+
+// driverArgs converts args to driver values the way database/sql does for
+// a driver without its own converter (driver.DefaultParameterConverter)
+// for the kinds Apply passes; ok is false for anything else (a Valuer, a
+// sql.NamedArg, a pointer), which the caller then leaves to database/sql.
+func (w *writer) driverArgs(args []any) (nv []driver.NamedValue, ok bool) {
+	nv = w.args[:0]
+	for i, a := range args {
+		var v driver.Value
+		switch x := a.(type) {
+		case nil, int64, string, []byte, bool, float64:
+			v = x
+		case int:
+			v = int64(x)
+		case driver.Valuer:
+			return nil, false
+		default:
+			rv := reflect.ValueOf(a)
+			switch rv.Kind() {
+			case reflect.String:
+				v = rv.String() // the enumeration types
+			case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+				v = rv.Int()
+			default:
+				return nil, false
+			}
+		}
+		nv = append(nv, driver.NamedValue{Ordinal: i + 1, Value: v})
+	}
+	w.args = nv
+	return nv, true
+}
+
 // Tx is a write transaction on a DB: Apply runs inside one. It is not safe
-// for concurrent use.
+// for concurrent use. A DB has one write transaction open at a time: Begin
+// waits for the previous one to commit or roll back.
 type Tx struct {
 	db *DB
 	tx *sql.Tx
+	// ctx is Begin's context. When it ends, statements fail with its
+	// error and Commit rolls back; the caller's Rollback (or Commit) ends
+	// the transaction, which database/sql is not left to do behind its back.
+	ctx context.Context
+	// bg carries ctx's values without its cancellation to the statements:
+	// with a cancellable context, database/sql and the driver each start a
+	// goroutine per statement to watch it. Each statement checks ctx
+	// before it runs instead; Apply's statements are point reads and
+	// writes that take microseconds.
+	bg   context.Context
+	done bool
 }
 
 // Begin starts a write transaction.
 func (db *DB) Begin(ctx context.Context) (*Tx, error) {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
+	if err := db.w.acquire(ctx, db.DB); err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return &Tx{db: db, tx: tx}, nil
+	bg := context.WithoutCancel(ctx)
+	tx, err := db.w.conn.BeginTx(bg, nil)
+	if errors.Is(err, sql.ErrConnDone) {
+		// database/sql closed the connection (the driver called it bad):
+		// take another.
+		db.w.close()
+		if err = db.w.open(ctx, db.DB); err == nil {
+			tx, err = db.w.conn.BeginTx(bg, nil)
+		}
+	}
+	if err != nil {
+		db.w.release(true)
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	return &Tx{db: db, tx: tx, ctx: ctx, bg: bg}, nil
 }
 
-// Commit commits the transaction.
-func (t *Tx) Commit() error { return t.tx.Commit() }
+// Commit commits the transaction. If Begin's context has ended it rolls
+// back instead and returns the context's error.
+func (t *Tx) Commit() error {
+	if t.done {
+		return sql.ErrTxDone
+	}
+	t.done = true
+	if err := t.ctx.Err(); err != nil {
+		t.db.w.release(t.tx.Rollback() == nil)
+		return err
+	}
+	err := t.tx.Commit()
+	t.db.w.release(err == nil)
+	return err
+}
 
 // Rollback abandons the transaction; after Commit it is a no-op.
-func (t *Tx) Rollback() error { return t.tx.Rollback() }
+func (t *Tx) Rollback() error {
+	if t.done {
+		return sql.ErrTxDone
+	}
+	t.done = true
+	err := t.tx.Rollback()
+	t.db.w.release(err == nil)
+	return err
+}
 
 // SQL is the underlying transaction, for callers that add their own
 // statements (the hub's change log, the edge's outbox) to the same commit.
@@ -249,28 +502,121 @@ func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 	return nil
 }
 
+// live reports why a statement cannot run now: the transaction ended,
+// or the statement's or the transaction's context did.
+func (t *Tx) live(ctx context.Context) error {
+	if t.done {
+		return sql.ErrTxDone
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return t.ctx.Err()
+}
+
+func (t *Tx) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if err := t.live(ctx); err != nil {
+		return nil, err
+	}
+	return t.db.w.stmt(t.bg, query)
+}
+
+// exec runs a statement for its effect. The driver's Result is what
+// database/sql would wrap: it holds the counts, taken when the statement ran.
 func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	s, err := t.db.stmt(ctx, query)
+	if err := t.live(ctx); err != nil {
+		return nil, err
+	}
+	w := &t.db.w
+	nv, ok := w.driverArgs(args)
+	if !ok {
+		s, err := w.stmt(t.bg, query)
+		if err != nil {
+			return nil, err
+		}
+		return s.ExecContext(t.bg, args...)
+	}
+	var res driver.Result
+	err := w.conn.Raw(func(dc any) error {
+		s, err := w.rawStmt(t.bg, dc, query)
+		if err != nil {
+			return err
+		}
+		res, err = s.exec.ExecContext(t.bg, nv)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return t.tx.StmtContext(ctx, s).ExecContext(ctx, args...)
+	return res, nil
+}
+
+// rawQuery runs query and calls row with each row's values, which are
+// only valid during the call; row must not run statements. It reports
+// handled false, having done nothing, for arguments it leaves to
+// database/sql.
+func (t *Tx) rawQuery(ctx context.Context, row func([]driver.Value) error, query string, args ...any) (handled bool, err error) {
+	if err := t.live(ctx); err != nil {
+		return true, err
+	}
+	w := &t.db.w
+	nv, ok := w.driverArgs(args)
+	if !ok {
+		return false, nil
+	}
+	return true, w.conn.Raw(func(dc any) error {
+		s, err := w.rawStmt(t.bg, dc, query)
+		if err != nil {
+			return err
+		}
+		rows, err := s.qry.QueryContext(t.bg, nv)
+		if err != nil {
+			return err
+		}
+		dest := w.dest[:0]
+		for range rows.Columns() {
+			dest = append(dest, nil)
+		}
+		w.dest = dest
+		for {
+			if err = rows.Next(dest); err != nil {
+				break
+			}
+			if err = row(dest); err != nil {
+				break
+			}
+		}
+		if err == io.EOF {
+			err = nil
+		}
+		if cerr := rows.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
 }
 
 func (t *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	s, err := t.db.stmt(ctx, query)
+	s, err := t.prepared(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	return t.tx.StmtContext(ctx, s).QueryContext(ctx, args...)
+	return s.QueryContext(t.bg, args...)
 }
 
 func (t *Tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	s, err := t.db.stmt(ctx, query)
+	s, err := t.prepared(ctx, query)
 	if err != nil {
-		// sql.Row carries no constructor for an error; run it unprepared so
-		// the caller's Scan reports the same preparation error.
+		// sql.Row has no constructor for an error: have database/sql make
+		// the same error, from the ended context, the ended transaction,
+		// or the failed preparation.
+		if ctx.Err() == nil {
+			ctx = t.ctx
+		}
+		if ctx.Err() == nil {
+			ctx = t.bg
+		}
 		return t.tx.QueryRowContext(ctx, query, args...)
 	}
-	return t.tx.StmtContext(ctx, s).QueryRowContext(ctx, args...)
+	return s.QueryRowContext(t.bg, args...)
 }
