@@ -364,13 +364,12 @@ func (b *AdjustStock) apply(ctx context.Context, a *applier) error {
 // inventory row, creating it at zero if missing. For facts (flag) a count
 // below zero is flagged; for requests the caller checks beforehand.
 func (a *applier) moveStock(ctx context.Context, loc, sku string, onHand, reserved int64, flag bool) error {
-	if _, err := a.tx.exec(ctx, "INSERT INTO inventory (location_id, sku, on_hand, reserved, updated_at) VALUES (?, ?, 0, 0, ?) ON CONFLICT DO NOTHING",
-		loc, sku, a.at); err != nil {
-		return fmt.Errorf("inventory %s/%s: %w", loc, sku, err)
-	}
+	// One statement: create the row at the delta, or add the delta to it.
 	rows, err := a.update(ctx, tInventory,
-		"UPDATE inventory SET on_hand = on_hand + ?, reserved = max(reserved + ?, 0), updated_at = ? WHERE location_id = ? AND sku = ?",
-		onHand, reserved, a.at, loc, sku)
+		`INSERT INTO inventory (location_id, sku, on_hand, reserved, updated_at) VALUES (?, ?, ?, max(?, 0), ?)
+		ON CONFLICT (location_id, sku) DO UPDATE SET on_hand = on_hand + excluded.on_hand,
+		reserved = max(reserved + ?, 0), updated_at = excluded.updated_at`,
+		loc, sku, onHand, reserved, a.at, reserved)
 	if err != nil {
 		return err
 	}

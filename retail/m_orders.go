@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -116,17 +117,18 @@ func (o *Order) insert(ctx context.Context, a *applier, status OrderStatus) erro
 			return err
 		}
 	}
+	checked := map[string]bool{}
 	for _, s := range []string{o.StoreID, o.FulfilFrom, o.PickupStore} {
-		if s != "" {
+		if s != "" && !checked[s] {
+			checked[s] = true
 			if err := a.mustExist(ctx, "store", "stores", "id", s); err != nil {
 				return err
 			}
 		}
 	}
-	for _, l := range o.Lines {
-		if err := a.mustExist(ctx, "product", "products", "sku", l.SKU); err != nil {
-			return err
-		}
+	skus, _ := o.qtyBySKU()
+	if err := a.productsExist(ctx, skus); err != nil {
+		return err
 	}
 	var expected any
 	if o.ExpectedAt != nil {
@@ -145,6 +147,29 @@ func (o *Order) insert(ctx context.Context, a *applier, status OrderStatus) erro
 	}
 	for i, t := range o.Tenders {
 		if err := a.put(ctx, tOrderTenders, o.ID, i+1, t.Kind, t.AmountCents, t.CardToken); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// productsExist rejects with CodeNotFound naming the first SKU (in the
+// order given) that the region does not have. One query for all of them.
+func (a *applier) productsExist(ctx context.Context, skus []string) error {
+	args := make([]any, len(skus))
+	for i, s := range skus {
+		args[i] = s
+	}
+	q := "SELECT count(*) FROM products WHERE sku IN (?" + strings.Repeat(", ?", len(skus)-1) + ")"
+	var n int
+	if err := a.tx.queryRow(ctx, q, args...).Scan(&n); err != nil {
+		return fmt.Errorf("look up products: %w", err)
+	}
+	if n == len(skus) {
+		return nil
+	}
+	for _, s := range skus {
+		if err := a.mustExist(ctx, "product", "products", "sku", s); err != nil {
 			return err
 		}
 	}
