@@ -257,12 +257,6 @@ func (n *Node) handleTakeSnapshot(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"applied_index": n.fsm.AppliedIndex(), "seconds": time.Since(start).Seconds()})
 }
 
-func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
-}
-
 // leaderOnly runs op on the leader, forwarding when this node is not.
 func (n *Node) leaderOnly(w http.ResponseWriter, r *http.Request, body []byte, op func() error) {
 	if n.raft.State() != raft.Leader {
