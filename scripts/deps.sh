@@ -12,6 +12,8 @@ pkgs=(
   mosquitto mosquitto-clients
   # serial simulation and headless displays
   socat xvfb xauth
+  # /usr/bin/time for the benchmark figures (make bench)
+  time
 )
 
 missing=()
