@@ -492,7 +492,7 @@ func TestEngagement(t *testing.T) {
 				eq(t, "by", r.str("SELECT resolved_by FROM exceptions"), "mgr")
 			}},
 		{name: "an associate may not resolve", setup: []Body{&AdjustStock{Location: "S2", SKU: "SKU-1", Delta: -3, Reason: "shrink"}},
-			body: &ResolveException{ExceptionID: "test/17#1", ClerkID: "assoc", Resolution: "x"}, status: StatusRejected, code: CodeInvalid},
+			body: &ResolveException{ExceptionID: "test/17#1", ClerkID: "assoc", Resolution: "x"}, status: StatusRejected, code: CodeNotPermitted},
 		{name: "resolving twice", setup: []Body{&AdjustStock{Location: "S2", SKU: "SKU-1", Delta: -3, Reason: "shrink"},
 			&ResolveException{ExceptionID: "test/17#1", ClerkID: "mgr", Resolution: "x"}},
 			body: &ResolveException{ExceptionID: "test/17#1", ClerkID: "mgr", Resolution: "y"}, status: StatusRejected, code: CodeBadTransition},

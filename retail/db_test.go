@@ -178,6 +178,9 @@ func TestHLC(t *testing.T) {
 			t.Errorf("ParseHLC(%q) = %v, %v", h.String(), p, err)
 		}
 	}
+	if a, b := (HLC{5, 9999}).String(), (HLC{5, 10000}).String(); a >= b {
+		t.Errorf("%q sorts after %q", a, b)
+	}
 	if _, err := ParseHLC("12"); err == nil {
 		t.Error("ParseHLC accepted 12")
 	}

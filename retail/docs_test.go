@@ -20,7 +20,7 @@ func TestDataModelDocIsComplete(t *testing.T) {
 	doc := string(b)
 	names := MutationTypes()
 	names = append(names, CodeInvalid, CodeNotFound, CodeDuplicateID, CodeConflict, CodeInsufficientStock,
-		CodeCouponUsed, CodeCouponExpired, CodeCouponNotHers, CodeBadTransition, CodeInactive)
+		CodeCouponUsed, CodeCouponExpired, CodeCouponNotHers, CodeBadTransition, CodeInactive, CodeNotPermitted)
 	for _, k := range []ExceptionKind{ExStockDiscrepancy, ExDuplicateRedemption, ExExpiredCoupon, ExUnknownCoupon, ExOverRefund,
 		ExOverReturnUnits, ExTenderMismatch, ExPastReturnWindow, ExReceiptlessCap, ExCouponNotHers, ExUnapprovedApprover} {
 		names = append(names, string(k))

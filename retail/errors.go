@@ -43,6 +43,7 @@ const (
 	CodeCouponNotHers     = "coupon_not_hers"
 	CodeBadTransition     = "bad_transition"
 	CodeInactive          = "inactive"
+	CodeNotPermitted      = "not_permitted" // the actor's role may not do this
 )
 
 func reject(code, format string, args ...any) error {

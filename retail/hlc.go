@@ -35,9 +35,10 @@ func (h HLC) Compare(o HLC) int {
 // Time is the wall-clock part as a time.Time.
 func (h HLC) Time() time.Time { return time.UnixMilli(h.Wall).UTC() }
 
-// String formats h as "wall.logical", the form stored in the database; it
-// sorts as text in time order for walls of the same number of digits.
-func (h HLC) String() string { return fmt.Sprintf("%d.%04d", h.Wall, h.Logical) }
+// String formats h as "wall.logical", the form stored in the database,
+// with the logical counter zero-padded to its full width (10 digits), so
+// it sorts as text in time order for walls of the same number of digits.
+func (h HLC) String() string { return fmt.Sprintf("%d.%010d", h.Wall, h.Logical) }
 
 // ParseHLC parses the String form.
 func ParseHLC(s string) (HLC, error) {

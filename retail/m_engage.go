@@ -454,7 +454,7 @@ func (b *ResolveException) apply(ctx context.Context, a *applier) error {
 		return fmt.Errorf("look up clerk: %w", err)
 	}
 	if !role.CanApprove() {
-		return reject(CodeInvalid, "Only a manager may resolve exceptions; %s is an %s.", b.ClerkID, role)
+		return reject(CodeNotPermitted, "Only a manager may resolve exceptions; %s is an %s.", b.ClerkID, role)
 	}
 	var status string
 	err = a.tx.queryRow(ctx, "SELECT status FROM exceptions WHERE id = ?", b.ExceptionID).Scan(&status)
