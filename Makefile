@@ -49,6 +49,8 @@ fuzz: ## run each fuzz target for FUZZTIME executions (default 30000x, ~10s)
 bench: build ## run the benchmarks and the 1M-customer demo generation; see docs/benchmarks.md
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 	$(GO) run ./cmd/applybench
+	$(BIN)/hubbench --hub-binary $(BIN)/hub
+	cd hub/logstorebench && $(GO) test -run '^$$' -bench . -benchtime 3s
 	@mkdir -p $(VAR)/bench && rm -f $(VAR)/bench/region-1m.db*
 	/usr/bin/time -v $(BIN)/demodata --customers $(BENCH_DEMO_CUSTOMERS) --out $(VAR)/bench/region-1m.db 2>&1 | \
 		grep -E 'demodata|Elapsed|Maximum resident' ; ls -l $(VAR)/bench/region-1m.db

@@ -216,7 +216,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 			if err := json.Unmarshal(l.Data[1:], &m); err != nil {
 				panic(fmt.Sprintf("hub fsm: entry %d is not a member: %v", l.Index, err))
 			}
-			if _, err := tx.SQL().ExecContext(ctx, "INSERT INTO hub_members (id, raft_addr, http_addr) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET raft_addr = excluded.raft_addr, http_addr = excluded.http_addr",
+			if _, err := tx.Exec(ctx, "INSERT INTO hub_members (id, raft_addr, http_addr) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET raft_addr = excluded.raft_addr, http_addr = excluded.http_addr",
 				m.ID, m.RaftAddr, m.HTTPAddr); err != nil {
 				panic(fmt.Sprintf("hub fsm: member: %v", err))
 			}
@@ -225,7 +225,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 			if err := json.Unmarshal(l.Data[1:], &m); err != nil {
 				panic(fmt.Sprintf("hub fsm: entry %d is not a member: %v", l.Index, err))
 			}
-			if _, err := tx.SQL().ExecContext(ctx, "DELETE FROM hub_members WHERE id = ?", m.ID); err != nil {
+			if _, err := tx.Exec(ctx, "DELETE FROM hub_members WHERE id = ?", m.ID); err != nil {
 				panic(fmt.Sprintf("hub fsm: member gone: %v", err))
 			}
 		default:
@@ -238,11 +238,11 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		return resp
 	}
 	if f.retain > 0 && seq > f.retain {
-		if _, err := tx.SQL().ExecContext(ctx, "DELETE FROM hub_changes WHERE seq <= ?", seq-f.retain); err != nil {
+		if _, err := tx.Exec(ctx, "DELETE FROM hub_changes WHERE seq <= ?", seq-f.retain); err != nil {
 			panic(fmt.Sprintf("hub fsm: compact change log: %v", err))
 		}
 	}
-	if _, err := tx.SQL().ExecContext(ctx, "INSERT INTO hub_meta (key, value) VALUES ('applied_index', ?), ('hub_seq', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+	if _, err := tx.Exec(ctx, "INSERT INTO hub_meta (key, value) VALUES ('applied_index', ?), ('hub_seq', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
 		int64(last), int64(seq)); err != nil {
 		panic(fmt.Sprintf("hub fsm: meta: %v", err))
 	}
@@ -279,7 +279,7 @@ func (f *FSM) applyOne(ctx context.Context, tx *retail.Tx, raw []byte, seq uint6
 	if err != nil {
 		panic(fmt.Sprintf("hub fsm: encode changes: %v", err))
 	}
-	if _, err := tx.SQL().ExecContext(ctx, "INSERT INTO hub_changes (seq, mutation_id, status, changes) VALUES (?, ?, ?, ?)",
+	if _, err := tx.Exec(ctx, "INSERT INTO hub_changes (seq, mutation_id, status, changes) VALUES (?, ?, ?, ?)",
 		int64(seq), m.ID.String(), string(res.Status), changes); err != nil {
 		panic(fmt.Sprintf("hub fsm: change log: %v", err))
 	}
@@ -367,10 +367,25 @@ func copyTo(dst string, src io.Reader) (int64, error) {
 }
 
 // Checksum is retail.Checksum of the state, with the applied index it was
-// taken at (Apply is held off while it reads, so the two agree).
+// taken at. Both are read in one SQLite read transaction, so they agree
+// while writes go on (WAL: the read sees one consistent state).
 func (f *FSM) Checksum(ctx context.Context) (ChecksumResponse, error) {
-	f.mu.Lock() // exclusive: no batch applies half-way through the read
-	defer f.mu.Unlock()
-	sum, err := retail.Checksum(ctx, f.db)
-	return ChecksumResponse{AppliedIndex: f.AppliedIndex(), HubSeq: f.HubSeq(), Checksum: sum}, err
+	db, done := f.DB()
+	defer done()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return ChecksumResponse{}, err
+	}
+	defer conn.Close()
+	// A deferred BEGIN takes no write lock; the first read fixes the view.
+	if _, err := conn.ExecContext(ctx, "BEGIN DEFERRED"); err != nil {
+		return ChecksumResponse{}, err
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	var idx, seq int64
+	if err := conn.QueryRowContext(ctx, "SELECT coalesce((SELECT value FROM hub_meta WHERE key = 'applied_index'), 0), coalesce((SELECT value FROM hub_meta WHERE key = 'hub_seq'), 0)").Scan(&idx, &seq); err != nil {
+		return ChecksumResponse{}, err
+	}
+	sum, err := retail.Checksum(ctx, conn)
+	return ChecksumResponse{AppliedIndex: uint64(idx), HubSeq: uint64(seq), Checksum: sum}, err
 }

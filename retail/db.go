@@ -482,6 +482,14 @@ func (t *Tx) Rollback() error {
 	return err
 }
 
+// Exec runs a statement in the transaction, prepared once on the writer
+// connection and reused: for callers that add their own writes to the same
+// commit often (the hub's change log), where SQL().ExecContext would
+// prepare the statement again on every call.
+func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.exec(ctx, query, args...)
+}
+
 // SQL is the underlying transaction, for callers that add their own
 // statements (the hub's change log, the edge's outbox) to the same commit.
 func (t *Tx) SQL() *sql.Tx { return t.tx }

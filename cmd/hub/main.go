@@ -13,6 +13,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -43,6 +46,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		edgeFile  = fs.String("edge-credentials", "", "file of edge credentials, one \"edge-id secret\" per line, for snapshot downloads")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		raftLogs  = fs.Bool("raft-logs", false, "print raft's own logs too")
+		pprofAddr = fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060), without auth; for profiling only")
 	)
 	fs.StringVar(&cfg.ID, "id", "", "this node's id, unique in the cluster (required)")
 	fs.StringVar(&cfg.DataDir, "data", "", "data directory: raft log, snapshots, state database (required)")
@@ -57,7 +61,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 10240, "raft log entries kept after a snapshot for followers to catch up from")
 	fs.IntVar(&cfg.WALSegmentSize, "wal-segment-size", 0, "raft log segment size in bytes (0: 64 MiB); small only for tests")
 	fs.IntVar(&cfg.BatchMax, "batch-max", 1000, "most mutations in one raft entry (group commit)")
-	fs.DurationVar(&cfg.BatchWait, "batch-wait", 2*time.Millisecond, "longest a write waits for company while others are committing")
+	fs.DurationVar(&cfg.BatchWait, "batch-wait", 2*time.Millisecond, "longest a write waits for company while others are committing (0: the default, 2ms; negative: never)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: hub --id ID --data DIR [flags]
 
@@ -106,6 +110,13 @@ Flags:
 	if *raftLogs {
 		cfg.RaftLogOutput = stderr
 	}
+	if *pprofAddr != "" {
+		srv, err := servePprof(*pprofAddr)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
 	node, err := hub.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -116,6 +127,24 @@ Flags:
 	<-ctx.Done()
 	fmt.Fprintf(stderr, "hub: node %s stopping\n", cfg.ID)
 	return nil
+}
+
+// servePprof serves the runtime profiles on addr, on a mux of its own (the
+// operator API never serves them).
+func servePprof(addr string) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return srv, nil
 }
 
 func readCredentials(path string) (map[string]string, error) {
