@@ -14,23 +14,11 @@ import (
 // a surviving node is acknowledged; then restarts the killed node, lets it
 // catch up, and repeats.
 func (b *bench) failover(ctx context.Context) error {
-	c, err := b.cluster(ctx, "failover")
+	c, _, r, err := b.seeded(ctx, "failover")
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	leader, err := c.waitLeader(ctx, 30*time.Second)
-	if err != nil {
-		return err
-	}
-	r := newRegion("hubbench", b.cfg.products)
-	setup, err := r.setup()
-	if err != nil {
-		return err
-	}
-	if err := submitChunks(ctx, leader, 1, 1, b.cfg.timeout, func(int) ([]json.RawMessage, error) { return setup, nil }); err != nil {
-		return fmt.Errorf("setup: %w", err)
-	}
 	var times []time.Duration
 	for round := 1; round <= b.cfg.rounds; round++ {
 		leader, err := c.waitLeader(ctx, 60*time.Second)

@@ -15,23 +15,11 @@ import (
 // and its latency runs from that scheduled time to its acknowledged
 // result, so a slow answer or a busy sender is counted, never hidden.
 func (b *bench) latency(ctx context.Context) error {
-	c, err := b.cluster(ctx, "latency")
+	c, leader, r, err := b.seeded(ctx, "latency")
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	leader, err := c.waitLeader(ctx, 30*time.Second)
-	if err != nil {
-		return err
-	}
-	r := newRegion("hubbench", b.cfg.products)
-	setup, err := r.setup()
-	if err != nil {
-		return err
-	}
-	if err := submitChunks(ctx, leader, 1, 1, b.cfg.timeout, func(int) ([]json.RawMessage, error) { return setup, nil }); err != nil {
-		return fmt.Errorf("setup: %w", err)
-	}
 	var rows []latResult
 	for _, rate := range b.cfg.rates {
 		cpu0, ok0 := cpuTimes(c)

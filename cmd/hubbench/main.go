@@ -25,6 +25,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -290,4 +291,28 @@ func cpuModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+// seeded starts a scenario's cluster, waits for its leader and writes the
+// region's store, products and stock through it. On error nothing is left
+// running.
+func (b *bench) seeded(ctx context.Context, name string, extra ...string) (*cluster, *proc, *region, error) {
+	c, err := b.cluster(ctx, name, extra...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	leader, err := c.waitLeader(ctx, 30*time.Second)
+	if err == nil {
+		r := newRegion("hubbench", b.cfg.products)
+		var setup []json.RawMessage
+		if setup, err = r.setup(); err == nil {
+			err = submitChunks(ctx, leader, 1, 1, b.cfg.timeout, func(int) ([]json.RawMessage, error) { return setup, nil })
+			if err == nil {
+				return c, leader, r, nil
+			}
+			err = fmt.Errorf("setup: %w", err)
+		}
+	}
+	c.close()
+	return nil, nil, nil, err
 }

@@ -23,23 +23,11 @@ var snapshotFlags = []string{"--wal-segment-size", "1048576", "--trailing-logs",
 // download of the whole database, and a wiped follower's catch-up by
 // snapshot install.
 func (b *bench) snapshot(ctx context.Context) error {
-	c, err := b.cluster(ctx, "snapshot", snapshotFlags...)
+	c, leader, r, err := b.seeded(ctx, "snapshot", snapshotFlags...)
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	leader, err := c.waitLeader(ctx, 30*time.Second)
-	if err != nil {
-		return err
-	}
-	r := newRegion("hubbench", b.cfg.products)
-	setup, err := r.setup()
-	if err != nil {
-		return err
-	}
-	if err := submitChunks(ctx, leader, 1, 1, b.cfg.timeout, func(int) ([]json.RawMessage, error) { return setup, nil }); err != nil {
-		return fmt.Errorf("setup: %w", err)
-	}
 
 	n, per := b.cfg.customers, b.cfg.custBatch
 	chunks := (n + per - 1) / per
