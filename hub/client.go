@@ -173,3 +173,22 @@ func (c *Client) Checksum(ctx context.Context) (ChecksumResponse, error) {
 	err := c.do(ctx, http.MethodGet, "/v1/checksum", nil, &resp)
 	return resp, err
 }
+
+// CheckConverged asks every node for its state checksum and returns them,
+// in order, with an error when any two nodes differ in applied index or
+// checksum: converged nodes have applied the same log to the same state.
+func CheckConverged(ctx context.Context, nodes ...*Client) ([]ChecksumResponse, error) {
+	sums := make([]ChecksumResponse, len(nodes))
+	for i, c := range nodes {
+		cs, err := c.Checksum(ctx)
+		if err != nil {
+			return sums, fmt.Errorf("%s: %w", c.Addr, err)
+		}
+		sums[i] = cs
+		if first := sums[0]; cs.AppliedIndex != first.AppliedIndex || cs.Checksum != first.Checksum {
+			return sums, fmt.Errorf("%s at index %d sum %.12s; %s at %d sum %.12s",
+				c.Addr, cs.AppliedIndex, cs.Checksum, nodes[0].Addr, first.AppliedIndex, first.Checksum)
+		}
+	}
+	return sums, nil
+}

@@ -282,21 +282,8 @@ func (c *cluster) waitLeader(skip map[string]bool) *proc {
 func (c *cluster) waitConverged() {
 	c.t.Helper()
 	waitFor(c.t, "nodes converge", 90*time.Second, func() error {
-		var first *hub.ChecksumResponse
-		for _, p := range c.live() {
-			cs, err := p.client.Checksum(c.ctx())
-			if err != nil {
-				return err
-			}
-			if first == nil {
-				first = &cs
-				continue
-			}
-			if cs.AppliedIndex != first.AppliedIndex || cs.Checksum != first.Checksum {
-				return fmt.Errorf("%s at index %d sum %.12s; first at %d sum %.12s", p.id, cs.AppliedIndex, cs.Checksum, first.AppliedIndex, first.Checksum)
-			}
-		}
-		return nil
+		_, err := hub.CheckConverged(c.ctx(), c.clients()...)
+		return err
 	})
 }
 
@@ -363,4 +350,13 @@ func submit(t testing.TB, p *proc, muts []json.RawMessage) []hub.MutationResult 
 		}
 	}
 	return res
+}
+
+// clients are the live nodes' API clients.
+func (c *cluster) clients() []*hub.Client {
+	var out []*hub.Client
+	for _, p := range c.live() {
+		out = append(out, p.client)
+	}
+	return out
 }

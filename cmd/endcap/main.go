@@ -314,23 +314,20 @@ func report(ctx context.Context, w io.Writer, nodes []*hub.Node, token string) e
 	fmt.Fprintf(w, "  %-4s %-10s %-17s %-17s %s\n", "NODE", "STATE", "RAFT", "API", "STATE CHECKSUM")
 	// Checksums are comparable at one applied index: wait (a little) until
 	// every node has applied the same entries.
-	sums := make([]hub.ChecksumResponse, len(nodes))
+	clients := make([]*hub.Client, len(nodes))
+	for i, n := range nodes {
+		clients[i] = &hub.Client{Addr: n.HTTPAddr(), Token: token}
+	}
+	var sums []hub.ChecksumResponse
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		same := true
-		for i, n := range nodes {
-			c := &hub.Client{Addr: n.HTTPAddr(), Token: token}
-			if sums[i], err = c.Checksum(ctx); err != nil || sums[i].AppliedIndex != sums[0].AppliedIndex {
-				same = false
-			}
-		}
-		if same || time.Now().After(deadline) {
+		if sums, err = hub.CheckConverged(ctx, clients...); err == nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	for i, n := range nodes {
-		nst, _ := (&hub.Client{Addr: n.HTTPAddr(), Token: token}).Status(ctx)
+		nst, _ := clients[i].Status(ctx)
 		fmt.Fprintf(w, "  %-4s %-10s %-17s %-17s %.16s… (index %d)\n", nst.ID, nst.State, n.RaftAddr(), n.HTTPAddr(), sums[i].Checksum, sums[i].AppliedIndex)
 	}
 	fmt.Fprintf(w, "\nOperator token: %s\n", token)

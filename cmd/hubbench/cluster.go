@@ -419,31 +419,12 @@ func (c *cluster) waitConverged(ctx context.Context, timeout time.Duration) erro
 	if err != nil {
 		return err
 	}
-	st, err := status(ctx, leader)
-	if err != nil {
+	if err := c.waitAllApplied(ctx, leader, timeout); err != nil {
 		return err
 	}
-	for _, p := range c.live() {
-		if err := c.waitApplied(ctx, p, st.AppliedIndex, timeout); err != nil {
-			return err
-		}
-	}
 	return poll(ctx, "nodes converge", timeout, 100*time.Millisecond, func() error {
-		var first *hub.ChecksumResponse
-		for _, p := range c.live() {
-			cs, err := p.client.Checksum(ctx)
-			if err != nil {
-				return err
-			}
-			if first == nil {
-				first = &cs
-				continue
-			}
-			if cs.AppliedIndex != first.AppliedIndex || cs.Checksum != first.Checksum {
-				return fmt.Errorf("%s at index %d sum %.12s; first at %d sum %.12s", p.id, cs.AppliedIndex, cs.Checksum, first.AppliedIndex, first.Checksum)
-			}
-		}
-		return nil
+		_, err := hub.CheckConverged(ctx, c.clients()...)
+		return err
 	})
 }
 
@@ -474,4 +455,28 @@ func poll(ctx context.Context, what string, timeout, interval time.Duration, con
 		case <-time.After(interval):
 		}
 	}
+}
+
+// clients are the live nodes' API clients.
+func (c *cluster) clients() []*hub.Client {
+	var out []*hub.Client
+	for _, p := range c.live() {
+		out = append(out, p.client)
+	}
+	return out
+}
+
+// waitAllApplied waits until every live node has applied the leader's
+// last applied index.
+func (c *cluster) waitAllApplied(ctx context.Context, leader *proc, timeout time.Duration) error {
+	st, err := status(ctx, leader)
+	if err != nil {
+		return err
+	}
+	for _, p := range c.live() {
+		if err := c.waitApplied(ctx, p, st.AppliedIndex, timeout); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -62,7 +62,7 @@ func (b *bench) failover(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := b.waitAllApplied(ctx, c, newLeader, 60*time.Second); err != nil {
+		if err := c.waitAllApplied(ctx, newLeader, 60*time.Second); err != nil {
 			return err
 		}
 	}
