@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 
+	"github.com/endcap/endcap/replication"
 	"github.com/endcap/endcap/retail"
 	"github.com/hashicorp/raft"
 )
@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS hub_changes (
   mutation_id TEXT NOT NULL,
   status      TEXT NOT NULL,
   changes     BLOB NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS hub_origins (
+  origin   TEXT PRIMARY KEY,
+  last_seq INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS hub_members (
   id        TEXT PRIMARY KEY,
@@ -64,13 +68,8 @@ type MutationResult struct {
 }
 
 // Change is one entry of the change log: a mutation's row changes under
-// its hub sequence number.
-type Change struct {
-	Seq        uint64             `json:"seq"`
-	MutationID string             `json:"mutation_id"`
-	Status     retail.Status      `json:"status"`
-	Changes    []retail.RowChange `json:"changes"`
-}
+// its hub sequence number, as the feed carries it.
+type Change = replication.Change
 
 // FSM is the raft state machine. Its state is one SQLite file; it records
 // the last raft index it applied inside that file, in the same transaction
@@ -86,6 +85,8 @@ type FSM struct {
 
 	appliedIndex atomic.Uint64
 	hubSeq       atomic.Uint64
+	seqMu        sync.Mutex
+	seqCh        chan struct{} // closed when hubSeq moves; then replaced
 	applied      atomic.Uint64 // mutations applied since start, for metrics
 }
 
@@ -137,7 +138,7 @@ func (f *FSM) open(ctx context.Context) error {
 	db.QueryRowContext(ctx, "SELECT coalesce((SELECT value FROM hub_meta WHERE key = 'hub_seq'), 0)").Scan(&seq)
 	f.db = db
 	f.appliedIndex.Store(uint64(idx))
-	f.hubSeq.Store(uint64(seq))
+	f.setHubSeq(uint64(seq))
 	return nil
 }
 
@@ -250,7 +251,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		panic(fmt.Sprintf("hub fsm: commit: %v", err))
 	}
 	f.appliedIndex.Store(last)
-	f.hubSeq.Store(seq)
+	f.setHubSeq(seq)
 	f.applied.Add(n)
 	return resp
 }
@@ -283,8 +284,54 @@ func (f *FSM) applyOne(ctx context.Context, tx *retail.Tx, raw []byte, seq uint6
 		int64(seq), m.ID.String(), string(res.Status), changes); err != nil {
 		panic(fmt.Sprintf("hub fsm: change log: %v", err))
 	}
+	if _, err := tx.Exec(ctx, "INSERT INTO hub_origins (origin, last_seq) VALUES (?, ?) ON CONFLICT (origin) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+		m.ID.Origin, int64(m.ID.Seq)); err != nil {
+		panic(fmt.Sprintf("hub fsm: origins: %v", err))
+	}
 	out.Seq = seq
 	return out, seq
+}
+
+// setHubSeq publishes a new hub sequence and wakes WaitSeq callers.
+func (f *FSM) setHubSeq(seq uint64) {
+	f.hubSeq.Store(seq)
+	f.seqMu.Lock()
+	if f.seqCh != nil {
+		close(f.seqCh)
+		f.seqCh = nil
+	}
+	f.seqMu.Unlock()
+}
+
+// WaitSeq blocks until the hub sequence passes after, or ctx ends.
+func (f *FSM) WaitSeq(ctx context.Context, after uint64) {
+	for f.hubSeq.Load() <= after {
+		f.seqMu.Lock()
+		if f.seqCh == nil {
+			f.seqCh = make(chan struct{})
+		}
+		ch := f.seqCh
+		f.seqMu.Unlock()
+		if f.hubSeq.Load() > after {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// OriginSeq is the highest sequence of origin's mutations applied: an
+// edge's mutations are applied in its outbox order, so every lower one
+// is applied too.
+func (f *FSM) OriginSeq(ctx context.Context, origin string) (uint64, error) {
+	db, done := f.DB()
+	defer done()
+	var seq int64
+	err := db.QueryRowContext(ctx, "SELECT coalesce((SELECT last_seq FROM hub_origins WHERE origin = ?), 0)", origin).Scan(&seq)
+	return uint64(seq), err
 }
 
 // Changes reads up to limit change-log entries with seq >= from. It
@@ -298,10 +345,10 @@ func (f *FSM) Changes(ctx context.Context, from uint64, limit int) ([]Change, er
 			return nil, err
 		}
 		if oldest.Valid && uint64(oldest.Int64) > from {
-			return nil, fmt.Errorf("%w: oldest retained is %d, asked from %d", ErrCompacted, oldest.Int64, from)
+			return nil, &replication.CompactedError{Oldest: uint64(oldest.Int64)}
 		}
 		if !oldest.Valid && f.HubSeq() >= from {
-			return nil, fmt.Errorf("%w: nothing retained, asked from %d", ErrCompacted, from)
+			return nil, &replication.CompactedError{Oldest: f.HubSeq() + 1}
 		}
 	}
 	rows, err := db.QueryContext(ctx, "SELECT seq, mutation_id, status, changes FROM hub_changes WHERE seq >= ? ORDER BY seq LIMIT ?", int64(from), limit)
@@ -326,7 +373,7 @@ func (f *FSM) Changes(ctx context.Context, from uint64, limit int) ([]Change, er
 
 // ErrCompacted: the change log no longer holds the range asked for; the
 // edge must bootstrap from a snapshot.
-var ErrCompacted = errors.New("change log compacted")
+var ErrCompacted = replication.ErrCompacted
 
 // Members lists the replicated member addresses.
 func (f *FSM) Members(ctx context.Context) (map[string]Member, error) {
@@ -350,22 +397,6 @@ func (f *FSM) Members(ctx context.Context) (map[string]Member, error) {
 
 var _ raft.BatchingFSM = (*FSM)(nil)
 
-// copyFile is io.Copy between paths, fsyncing the destination.
-func copyTo(dst string, src io.Reader) (int64, error) {
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return 0, err
-	}
-	n, err := io.Copy(out, src)
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	return n, err
-}
-
 // Checksum is retail.Checksum of the state, with the applied index it was
 // taken at. Both are read in one SQLite read transaction, so they agree
 // while writes go on (WAL: the read sees one consistent state).
@@ -387,5 +418,9 @@ func (f *FSM) Checksum(ctx context.Context) (ChecksumResponse, error) {
 		return ChecksumResponse{}, err
 	}
 	sum, err := retail.Checksum(ctx, conn)
-	return ChecksumResponse{AppliedIndex: uint64(idx), HubSeq: uint64(seq), Checksum: sum}, err
+	if err != nil {
+		return ChecksumResponse{}, err
+	}
+	region, err := retail.RegionChecksum(ctx, conn)
+	return ChecksumResponse{AppliedIndex: uint64(idx), HubSeq: uint64(seq), Checksum: sum, RegionChecksum: region}, err
 }

@@ -34,6 +34,7 @@ func (n *Node) routes() http.Handler {
 	mux.Handle("POST /v1/leader-transfer", n.operator(n.handleTransfer))
 	mux.Handle("POST /v1/snapshot", n.operator(n.handleTakeSnapshot))
 	mux.Handle("GET /v1/checksum", n.operator(n.handleChecksum))
+	mux.Handle("GET /v1/stores", n.operator(n.handleStores))
 	metrics := promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{})
 	if n.cfg.OpenMetrics {
 		mux.Handle("GET /metrics", metrics)
@@ -71,6 +72,10 @@ func (n *Node) edgeOrOperator(h http.HandlerFunc) http.Handler {
 		}
 		id, secret, ok := r.BasicAuth()
 		want, known := n.cfg.EdgeCredentials[id]
+		if n.cfg.EdgeAuth != nil {
+			known = ok && n.cfg.EdgeAuth(id, secret)
+			want = secret
+		}
 		if !ok || !known || subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 {
 			unauthorized(w)
 			return
@@ -318,6 +323,9 @@ type ChecksumResponse struct {
 	AppliedIndex uint64 `json:"applied_index"`
 	HubSeq       uint64 `json:"hub_seq"`
 	Checksum     string `json:"checksum"`
+	// RegionChecksum covers the region's rows only (retail.RegionChecksum),
+	// what an edge replica at the same hub sequence must match.
+	RegionChecksum string `json:"region_checksum"`
 }
 
 func (n *Node) handleChecksum(w http.ResponseWriter, r *http.Request) {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/endcap/endcap/replication"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
@@ -35,6 +36,9 @@ type Config struct {
 	// EdgeCredentials maps an edge id to its secret; an edge uses them
 	// (HTTP basic auth) to download the snapshot.
 	EdgeCredentials map[string]string
+	// EdgeAuth, when set, checks an edge's credentials instead (the
+	// region's broker password file: one password per edge everywhere).
+	EdgeAuth func(user, password string) bool
 	// OpenMetrics serves /metrics without the token.
 	OpenMetrics bool
 	// RetainChanges is how many change-log entries are kept; 0: 1,000,000.
@@ -58,6 +62,12 @@ type Config struct {
 	// BatchWait bounds how long the first mutation of a batch waits for
 	// company; 0: 2ms. Negative: never wait.
 	BatchWait time.Duration
+	// Region is the region the hub serves (topic names); required with MQTT.
+	Region string
+	// MQTT connects the node to the region's broker (URL, user, password,
+	// TLS): edges' uploads come in and the change feed goes out there.
+	// An empty URL runs the node without the bridge.
+	MQTT replication.MQTTConfig
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
 	// RaftLogOutput receives raft's own logs; nil discards them.
@@ -120,6 +130,7 @@ type Node struct {
 	wg        sync.WaitGroup
 	metrics   *metrics
 	client    *http.Client
+	bridge    *replication.Bridge
 }
 
 // ErrNotLeader: a write reached a node that is not the leader and could
@@ -197,6 +208,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	go func() { defer n.wg.Done(); n.http.Serve(n.ln) }()
 	go func() { defer n.wg.Done(); n.batchLoop() }()
 	go func() { defer n.wg.Done(); n.leaderLoop() }()
+	if cfg.MQTT.URL != "" {
+		if n.bridge, err = replication.StartBridge(context.WithoutCancel(ctx), replication.BridgeConfig{
+			Region: cfg.Region, Backend: backend{n}, MQTT: cfg.MQTT, Logger: n.log}); err != nil {
+			return nil, fmt.Errorf("hub: bridge: %w", err)
+		}
+	}
 	ok = true
 	n.log.Info("hub node started", "raft", n.trans.LocalAddr(), "http", n.HTTPAddr(), "applied_index", n.fsm.AppliedIndex())
 	return n, nil
@@ -250,6 +267,9 @@ func (n *Node) Close() error {
 		return nil
 	default:
 		close(n.stop)
+	}
+	if n.bridge != nil {
+		n.bridge.Close()
 	}
 	if n.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

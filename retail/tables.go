@@ -177,3 +177,21 @@ func ApplyChanges(ctx context.Context, tx *Tx, changes []RowChange) error {
 	}
 	return nil
 }
+
+// TableInfo describes one domain table: its columns in schema order and
+// its primary key. Row changes carry exactly these columns.
+type TableInfo struct {
+	Name string
+	Cols []string
+	PK   []string
+}
+
+// Tables lists the domain tables Apply writes, by name.
+func Tables() []TableInfo {
+	out := make([]TableInfo, 0, len(tableDefs))
+	for _, t := range tableDefs {
+		out = append(out, TableInfo{Name: t.name, Cols: slices.Clone(t.cols), PK: slices.Clone(t.pk)})
+	}
+	slices.SortFunc(out, func(a, b TableInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}

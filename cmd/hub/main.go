@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/endcap/endcap/hub"
+	"github.com/endcap/endcap/replication"
 )
 
 func main() {
@@ -47,7 +48,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		raftLogs  = fs.Bool("raft-logs", false, "print raft's own logs too")
 		pprofAddr = fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060), without auth; for profiling only")
+		mqttPass  = fs.String("mqtt-password-file", "", "read the broker password from this file (default $ENDCAP_MQTT_PASSWORD)")
+		passwords = fs.String("passwords", "", "the region's broker password file (mosquitto format, from 'hubctl credentials'); an edge's password in it also lets the edge download the snapshot")
+		mqttCA    = fs.String("mqtt-ca", "", "CA certificate (PEM) to verify the broker's TLS certificate (ssl:// URLs)")
 	)
+	fs.StringVar(&cfg.Region, "region", "demo", "the region this hub serves (its topics are endcap/REGION/...)")
+	fs.StringVar(&cfg.MQTT.URL, "mqtt", "", "the region's MQTT broker, tcp://host:port or ssl://host:port; empty: no edge sync")
+	fs.StringVar(&cfg.MQTT.Username, "mqtt-user", "hub", "broker user of the hub")
 	fs.StringVar(&cfg.ID, "id", "", "this node's id, unique in the cluster (required)")
 	fs.StringVar(&cfg.DataDir, "data", "", "data directory: raft log, snapshots, state database (required)")
 	fs.StringVar(&cfg.RaftAddr, "raft", "127.0.0.1:7000", "raft TCP address (host:port other nodes can reach)")
@@ -101,6 +108,33 @@ Flags:
 			return err
 		}
 		cfg.EdgeCredentials = creds
+	}
+	if *passwords != "" {
+		p, err := replication.LoadPasswords(*passwords)
+		if err != nil {
+			return fmt.Errorf("--passwords: %w", err)
+		}
+		cfg.EdgeAuth = func(user, password string) bool {
+			p.Reload() // picks up credentials added since start
+			return user != cfg.MQTT.Username && p.Verify(user, password)
+		}
+	}
+	if cfg.MQTT.URL != "" {
+		cfg.MQTT.Password = os.Getenv("ENDCAP_MQTT_PASSWORD")
+		if *mqttPass != "" {
+			b, err := os.ReadFile(*mqttPass)
+			if err != nil {
+				return err
+			}
+			cfg.MQTT.Password = strings.TrimSpace(string(b))
+		}
+		if *mqttCA != "" {
+			tc, err := replication.ClientTLSConfig(*mqttCA)
+			if err != nil {
+				return fmt.Errorf("--mqtt-ca: %w", err)
+			}
+			cfg.MQTT.TLS = tc
+		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

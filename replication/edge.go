@@ -1,0 +1,484 @@
+package replication
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// EdgeConfig configures an edge's sync worker.
+type EdgeConfig struct {
+	Replica *Replica
+	// MQTT: URL, TLS; the client id, user and will are set from the
+	// replica's edge id. Password is the edge's broker password (also its
+	// password for snapshot downloads).
+	MQTT MQTTConfig
+	// HubURLs are hub nodes' HTTP APIs, for bootstrap from a snapshot.
+	HubURLs []string
+	// AckTimeout: an upload not acknowledged in this time is sent again.
+	// 0 means 5 s.
+	AckTimeout time.Duration
+	// UploadBatch bounds the mutations in one upload. 0 means 200.
+	UploadBatch int
+	// PresenceEvery: how often the retained presence is refreshed. 0
+	// means 5 s.
+	PresenceEvery time.Duration
+	// Progress receives bootstrap progress lines; nil: the logger only.
+	Progress func(done, total int64)
+	Logger   *slog.Logger
+}
+
+// EdgeStats are an edge worker's counters.
+type EdgeStats struct {
+	Uploaded        int64 `json:"uploaded"`         // mutations published (with resends)
+	Resent          int64 `json:"resent"`           // of those, resends
+	Acked           int64 `json:"acked"`            // results received
+	FeedApplied     int64 `json:"feed_applied"`     // change-log entries applied
+	CatchupRequests int64 `json:"catchup_requests"` // catch-up requests sent
+	Bootstraps      int64 `json:"bootstraps"`       // snapshots installed
+	Dropped         int64 `json:"dropped"`          // malformed, oversized or unknown messages dropped
+}
+
+// Edge is an edge's sync worker: it uploads the outbox, follows the
+// change feed (rebasing the pending mutations on it), catches up after
+// gaps and time offline, bootstraps from a snapshot when too far behind,
+// and keeps the edge's presence. One goroutine owns the protocol state;
+// MQTT handlers only queue messages for it.
+type Edge struct {
+	cfg    EdgeConfig
+	r      *Replica
+	topics Topics
+	log    *slog.Logger
+	conn   *Conn
+
+	inbox   inbox
+	stats   struct{ uploaded, resent, acked, feed, catchups, boots, dropped atomic.Int64 }
+	lastErr atomic.Value // string
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// owned by run
+	sent        map[uint64]time.Time // outbox seq → when last published
+	epoch       string
+	head        uint64 // latest hub sequence heard of
+	prevHead    uint64 // head heard at the heartbeat before
+	catchupAt   time.Time
+	catchupFrom uint64
+	presenceAt  time.Time
+	lastPres    Presence
+}
+
+type inbound struct {
+	class     TopicClass
+	topic     string
+	payload   []byte
+	connected bool // a (re)connect happened
+}
+
+// inbox is an unbounded queue: MQTT handlers must never block.
+type inbox struct {
+	mu     sync.Mutex
+	items  []inbound
+	signal chan struct{}
+}
+
+func (q *inbox) push(m inbound) {
+	q.mu.Lock()
+	q.items = append(q.items, m)
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (q *inbox) take() []inbound {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := q.items
+	q.items = nil
+	return out
+}
+
+// StartEdge starts the sync worker. It returns at once; the broker may be
+// down (the edge works offline).
+func StartEdge(ctx context.Context, cfg EdgeConfig) (*Edge, error) {
+	if cfg.Replica == nil {
+		return nil, errors.New("edge: no replica")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.AckTimeout == 0 {
+		cfg.AckTimeout = 5 * time.Second
+	}
+	if cfg.UploadBatch == 0 {
+		cfg.UploadBatch = 200
+	}
+	if cfg.PresenceEvery == 0 {
+		cfg.PresenceEvery = 5 * time.Second
+	}
+	r := cfg.Replica
+	e := &Edge{cfg: cfg, r: r, topics: Topics{Region: r.Region()}, log: cfg.Logger.With("edge", r.Edge()),
+		inbox: inbox{signal: make(chan struct{}, 1)}, done: make(chan struct{}), sent: map[uint64]time.Time{}}
+	will, err := Encode(Message{Kind: KindPresence, Region: r.Region(), Presence: &Presence{Edge: r.Edge(), Online: false}})
+	if err != nil {
+		return nil, err
+	}
+	mc := cfg.MQTT
+	mc.ClientID = "edge-" + r.Region() + "-" + r.Edge()
+	mc.Username = r.Edge()
+	mc.WillTopic = e.topics.Presence(r.Edge())
+	mc.WillPayload = will
+	mc.Logger = e.log
+	mc.OnConnect = func() { e.inbox.push(inbound{connected: true}) }
+	ctx, e.cancel = context.WithCancel(ctx)
+	e.conn = Dial(ctx, mc)
+	e.conn.Subscribe(e.topics.Feed(), func(topic string, p []byte) {
+		e.inbox.push(inbound{class: ClassFeed, topic: topic, payload: p})
+	})
+	e.conn.Subscribe(e.topics.Down(r.Edge()), func(topic string, p []byte) {
+		e.inbox.push(inbound{class: ClassDown, topic: topic, payload: p})
+	})
+	go e.run(ctx)
+	return e, nil
+}
+
+// Close stops the worker and disconnects. The broker publishes no will
+// on a clean disconnect, so the worker marks itself offline first.
+func (e *Edge) Close() {
+	if e.conn.Connected() {
+		e.publishPresence(context.Background(), false)
+	}
+	e.cancel()
+	<-e.done
+	e.conn.Close()
+}
+
+// Conn is the worker's MQTT connection (for status and for publishing to
+// wallet topics).
+func (e *Edge) Conn() *Conn { return e.conn }
+
+// Stats returns the worker's counters.
+func (e *Edge) Stats() EdgeStats {
+	return EdgeStats{Uploaded: e.stats.uploaded.Load(), Resent: e.stats.resent.Load(), Acked: e.stats.acked.Load(),
+		FeedApplied: e.stats.feed.Load(), CatchupRequests: e.stats.catchups.Load(), Bootstraps: e.stats.boots.Load(),
+		Dropped: e.stats.dropped.Load()}
+}
+
+// LastError is the last sync problem (empty when none since start).
+func (e *Edge) LastError() string {
+	s, _ := e.lastErr.Load().(string)
+	return s
+}
+
+func (e *Edge) fail(what string, err error) {
+	e.lastErr.Store(what + ": " + err.Error())
+	e.log.Warn(what, "err", err)
+}
+
+func (e *Edge) run(ctx context.Context) {
+	defer close(e.done)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.inbox.signal:
+			for _, m := range e.inbox.take() {
+				e.handle(ctx, m)
+			}
+		case <-e.r.Changed():
+		case <-tick.C:
+		}
+		e.upload(ctx)
+		e.housekeeping(ctx)
+	}
+}
+
+func (e *Edge) handle(ctx context.Context, in inbound) {
+	if in.connected {
+		clear(e.sent) // resend everything unacknowledged
+		e.catchupAt = time.Time{}
+		e.publishPresence(ctx, true)
+		e.requestCatchup(ctx, true)
+		return
+	}
+	m, err := Decode(e.r.Region(), in.class, in.payload)
+	if err != nil {
+		e.stats.dropped.Add(1)
+		e.log.Warn("dropped a message", "topic", in.topic, "bytes", len(in.payload), "err", err)
+		return
+	}
+	switch m.Kind {
+	case KindChanges:
+		e.onChanges(ctx, m)
+	case KindHead:
+		if in.class == ClassDown { // a catch-up answer: nothing past From
+			e.catchupAt, e.catchupFrom = time.Time{}, 0
+		}
+		e.onHead(ctx, m)
+	case KindAck:
+		e.onAck(ctx, m)
+	case KindCompacted:
+		e.onCompacted(ctx, m)
+	}
+}
+
+func (e *Edge) onChanges(ctx context.Context, m Message) {
+	e.head = max(e.head, m.Head)
+	last := m.Entries[len(m.Entries)-1].Seq
+	applied, err := e.r.AppliedSeq(ctx)
+	if err != nil {
+		e.fail("read applied sequence", err)
+		return
+	}
+	if last <= applied {
+		return
+	}
+	if m.Entries[0].Seq > applied+1 {
+		e.log.Info("gap in the change feed", "applied", applied, "got", m.Entries[0].Seq)
+		e.requestCatchup(ctx, false)
+		return
+	}
+	// Re-apply the pending mutations only when this brings the replica to
+	// the head: during a long catch-up they stay off until the end.
+	n, err := e.r.ApplyFeed(ctx, m.Entries, last >= e.head)
+	if err != nil {
+		e.fail("apply the change feed", err)
+		return
+	}
+	e.stats.feed.Add(int64(n))
+	if m.Last || (e.catchupFrom != 0 && last >= e.head) {
+		e.catchupAt, e.catchupFrom = time.Time{}, 0
+	}
+	if last < e.head && e.catchupFrom == 0 {
+		e.requestCatchup(ctx, false)
+	}
+}
+
+func (e *Edge) onHead(ctx context.Context, m Message) {
+	if m.Epoch != e.epoch {
+		if e.epoch != "" {
+			e.log.Info("the feed has a new publisher; resending what is unacknowledged", "epoch", m.Epoch)
+		}
+		e.epoch = m.Epoch
+		clear(e.sent)
+	}
+	e.head = max(e.head, m.Head)
+	applied, err := e.r.AppliedSeq(ctx)
+	if err != nil {
+		return
+	}
+	// Behind for a whole heartbeat (not just racing the feed): catch up.
+	if e.prevHead > applied {
+		e.requestCatchup(ctx, false)
+	}
+	e.prevHead = m.Head
+	if m.Head <= applied {
+		e.prevHead = 0
+	}
+}
+
+func (e *Edge) onAck(ctx context.Context, m Message) {
+	if len(m.Results) > 0 {
+		if err := e.r.MarkAcked(ctx, m.Results); err != nil {
+			e.fail("record acks", err)
+			return
+		}
+		e.stats.acked.Add(int64(len(m.Results)))
+		for _, res := range m.Results {
+			if res.Seq > e.head {
+				e.head = res.Seq
+			}
+		}
+	}
+	if m.Expect > 0 {
+		// An earlier upload was lost: send again from what the hub expects.
+		for seq := range e.sent {
+			if seq >= m.Expect {
+				delete(e.sent, seq)
+			}
+		}
+	}
+}
+
+func (e *Edge) onCompacted(ctx context.Context, m Message) {
+	e.log.Warn("the hub no longer holds the changes this replica needs; bootstrapping from a snapshot", "oldest", m.Oldest, "head", m.Head)
+	if err := e.bootstrap(ctx); err != nil {
+		e.fail("bootstrap", err)
+		return
+	}
+	e.catchupAt, e.catchupFrom = time.Time{}, 0
+	e.requestCatchup(ctx, true)
+}
+
+// Bootstrap downloads a snapshot from the first hub node that answers
+// and installs it, keeping the outbox.
+func (e *Edge) bootstrap(ctx context.Context) error {
+	if len(e.cfg.HubURLs) == 0 {
+		return errors.New("no hub URL configured to download a snapshot from")
+	}
+	tmp := e.r.cfg.Path + ".snapshot"
+	var errs []error
+	for _, u := range e.cfg.HubURLs {
+		start := time.Now()
+		meta, err := DownloadSnapshot(ctx, u, e.r.Edge(), e.cfg.MQTT.Password, tmp, func(done, total int64) {
+			e.log.Info("downloading snapshot", "hub", u, "bytes", done, "of", total)
+			if e.cfg.Progress != nil {
+				e.cfg.Progress(done, total)
+			}
+		})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		e.log.Info("snapshot downloaded", "hub", u, "hub_seq", meta.HubSeq, "bytes", meta.Size, "took", time.Since(start).Round(time.Millisecond))
+		if err := e.r.Bootstrap(ctx, tmp, meta); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		e.stats.boots.Add(1)
+		return nil
+	}
+	return errors.Join(errs...)
+}
+
+// Bootstrap installs a snapshot now (for a new edge, before it starts
+// following the feed).
+func (e *Edge) Bootstrap(ctx context.Context) error { return e.bootstrap(ctx) }
+
+func (e *Edge) requestCatchup(ctx context.Context, force bool) {
+	if !force && e.catchupFrom != 0 && time.Since(e.catchupAt) < 3*time.Second {
+		return // one is under way
+	}
+	applied, err := e.r.AppliedSeq(ctx)
+	if err != nil {
+		return
+	}
+	b, err := Encode(Message{Kind: KindCatchup, Region: e.r.Region(), From: applied + 1})
+	if err != nil {
+		return
+	}
+	if err := e.conn.Publish(ctx, e.topics.Up(e.r.Edge()), b, false); err != nil {
+		return
+	}
+	e.stats.catchups.Add(1)
+	e.catchupAt, e.catchupFrom = time.Now(), applied+1
+}
+
+// upload publishes outbox entries that were never sent or whose ack is
+// overdue, oldest first, in batches that fit a message.
+func (e *Edge) upload(ctx context.Context) {
+	if !e.conn.Connected() {
+		return
+	}
+	ps, err := e.r.Pending(ctx, 0, 4*e.cfg.UploadBatch, true)
+	if err != nil {
+		e.fail("read the outbox", err)
+		return
+	}
+	now := time.Now()
+	var batch []json.RawMessage
+	var seqs []uint64
+	size := 0
+	flush := func() bool {
+		if len(batch) == 0 {
+			return true
+		}
+		b, err := Encode(Message{Kind: KindUpload, Region: e.r.Region(), Mutations: batch})
+		if err == nil {
+			err = e.conn.Publish(ctx, e.topics.Up(e.r.Edge()), b, false)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrOffline) {
+				e.fail("upload", err)
+			}
+			return false
+		}
+		for _, s := range seqs {
+			if _, again := e.sent[s]; again {
+				e.stats.resent.Add(1)
+			}
+			e.sent[s] = now
+		}
+		e.stats.uploaded.Add(int64(len(batch)))
+		batch, seqs, size = nil, nil, 0
+		return true
+	}
+	for _, p := range ps {
+		if at, ok := e.sent[p.Seq]; ok && now.Sub(at) < e.cfg.AckTimeout {
+			continue
+		}
+		if len(batch) == e.cfg.UploadBatch || size+len(p.Raw) > MaxPayload-4096 {
+			if !flush() {
+				return
+			}
+		}
+		batch = append(batch, p.Raw)
+		seqs = append(seqs, p.Seq)
+		size += len(p.Raw) + 1
+	}
+	flush()
+	// forget acknowledged entries
+	if len(e.sent) > 4*e.cfg.UploadBatch {
+		keep := map[uint64]bool{}
+		for _, p := range ps {
+			keep[p.Seq] = true
+		}
+		for s := range e.sent {
+			if !keep[s] {
+				delete(e.sent, s)
+			}
+		}
+	}
+}
+
+func (e *Edge) housekeeping(ctx context.Context) {
+	if !e.conn.Connected() {
+		return
+	}
+	if time.Since(e.presenceAt) >= e.cfg.PresenceEvery {
+		e.publishPresence(ctx, true)
+		return
+	}
+	st, err := e.r.Status(ctx)
+	if err == nil && (st.Pending != e.lastPres.Pending || st.AppliedSeq != e.lastPres.AppliedSeq) && time.Since(e.presenceAt) >= time.Second {
+		e.publishPresence(ctx, true)
+	}
+	if e.catchupFrom != 0 && time.Since(e.catchupAt) > 5*time.Second {
+		e.requestCatchup(ctx, true) // the answer was lost
+	}
+}
+
+func (e *Edge) publishPresence(ctx context.Context, online bool) {
+	st, err := e.r.Status(ctx)
+	if err != nil {
+		return
+	}
+	p := Presence{Edge: e.r.Edge(), Online: online, Pending: st.Pending, AppliedSeq: st.AppliedSeq, Attention: st.Attention, At: time.Now().UnixMilli()}
+	b, err := Encode(Message{Kind: KindPresence, Region: e.r.Region(), Presence: &p})
+	if err != nil {
+		return
+	}
+	if err := e.conn.Publish(ctx, e.topics.Presence(e.r.Edge()), b, true); err == nil {
+		e.presenceAt, e.lastPres = time.Now(), p
+	}
+}
+
+// String describes the worker's state in one line.
+func (e *Edge) String() string {
+	state := "offline"
+	if e.conn.Connected() {
+		state = "online"
+	}
+	return fmt.Sprintf("edge %s/%s %s", e.r.Region(), e.r.Edge(), state)
+}

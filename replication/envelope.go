@@ -1,0 +1,245 @@
+package replication
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/endcap/endcap/retail"
+)
+
+// ProtocolVersion is the envelope version this code speaks. A message
+// with another version is dropped (and counted): a node never guesses at
+// a format it does not know.
+const ProtocolVersion = 1
+
+// MaxPayload bounds every message. Bigger ones are dropped unread; the
+// senders here split their batches to stay under it.
+const MaxPayload = 1 << 20
+
+// Kind says what a message carries.
+type Kind string
+
+const (
+	KindUpload    Kind = "upload"    // edge → hub (up): outbox mutations
+	KindCatchup   Kind = "catchup"   // edge → hub (up): send me the feed from From
+	KindAck       Kind = "ack"       // hub → edge (down): results of uploaded mutations
+	KindChanges   Kind = "changes"   // hub → feed, or down as a catch-up answer: committed changes
+	KindHead      Kind = "head"      // hub → feed: the latest hub sequence, every second
+	KindCompacted Kind = "compacted" // hub → edge (down): the range asked for is gone; bootstrap
+	KindPresence  Kind = "presence"  // edge → presence (retained): how the edge is doing
+)
+
+// Message is the one envelope of every topic. Which fields are set
+// depends on Kind; Decode checks them.
+type Message struct {
+	V      int    `json:"v"`
+	Kind   Kind   `json:"kind"`
+	Region string `json:"region"`
+
+	// upload: encoded retail mutations (retail.Encode), in outbox order.
+	Mutations []json.RawMessage `json:"mutations,omitempty"`
+	// catchup: the first hub sequence wanted.
+	From uint64 `json:"from,omitempty"`
+	// ack: one result per mutation of an upload that the hub applied
+	// (or had applied before).
+	Results []AckResult `json:"results,omitempty"`
+	// ack: the next outbox sequence the hub expects from this edge, when
+	// the upload started past it (an earlier upload was lost): resend
+	// from there. 0 when there was no gap.
+	Expect uint64 `json:"expect,omitempty"`
+	// changes: consecutive change-log entries, in hub-sequence order.
+	Entries []Change `json:"entries,omitempty"`
+	// changes, head, compacted: the hub's latest sequence when sent.
+	Head uint64 `json:"head,omitempty"`
+	// head: who publishes the feed ("node/term"); a new epoch means a new
+	// leader, and edges resend what is still unacknowledged.
+	Epoch string `json:"epoch,omitempty"`
+	// changes sent as a catch-up answer: the answer's last message.
+	Last bool `json:"last,omitempty"`
+	// compacted: the oldest sequence the hub still holds.
+	Oldest uint64 `json:"oldest,omitempty"`
+	// presence
+	Presence *Presence `json:"presence,omitempty"`
+}
+
+// AckResult is the hub's answer for one uploaded mutation.
+type AckResult struct {
+	ID         string             `json:"id"`
+	Status     retail.Status      `json:"status,omitempty"`
+	Code       string             `json:"code,omitempty"`
+	Reason     string             `json:"reason,omitempty"`
+	Exceptions []retail.Exception `json:"exceptions,omitempty"`
+	Seq        uint64             `json:"seq,omitempty"` // hub sequence of its changes; 0 for a duplicate
+	Duplicate  bool               `json:"duplicate,omitempty"`
+	// Err: the hub could not read the mutation at all (a newer format
+	// than the hub knows). Nothing was applied; it stays pending.
+	Err string `json:"error,omitempty"`
+}
+
+// Change is one change-log entry: a mutation's row changes under its hub
+// sequence number. The hub's change log and the feed carry the same thing.
+type Change struct {
+	Seq        uint64             `json:"seq"`
+	MutationID string             `json:"mutation_id"`
+	Status     retail.Status      `json:"status"`
+	Changes    []retail.RowChange `json:"changes"`
+}
+
+// Presence is an edge's retained status. The broker publishes the edge's
+// last will (Online false) when it vanishes.
+type Presence struct {
+	Edge       string `json:"edge"`
+	Online     bool   `json:"online"`
+	Pending    int    `json:"pending"`
+	AppliedSeq uint64 `json:"applied_seq"`
+	Attention  int    `json:"attention"`
+	At         int64  `json:"at"` // unix milliseconds
+}
+
+// Errors Decode returns; every one means "drop and count".
+var (
+	ErrTooLarge       = errors.New("message too large")
+	ErrMalformed      = errors.New("malformed message")
+	ErrUnknownVersion = errors.New("unknown protocol version")
+	ErrWrongTopic     = errors.New("message kind not allowed on this topic")
+)
+
+// TopicClass is what a topic is for, which decides the kinds allowed on it.
+type TopicClass int
+
+const (
+	ClassFeed TopicClass = iota + 1
+	ClassUp
+	ClassDown
+	ClassPresence
+)
+
+var kindsOn = map[TopicClass][]Kind{
+	ClassFeed:     {KindChanges, KindHead},
+	ClassUp:       {KindUpload, KindCatchup},
+	ClassDown:     {KindAck, KindChanges, KindCompacted, KindHead},
+	ClassPresence: {KindPresence},
+}
+
+// Encode marshals m with the current version and region set, and checks
+// the size bound.
+func Encode(m Message) ([]byte, error) {
+	m.V = ProtocolVersion
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxPayload {
+		return nil, fmt.Errorf("%w: %d bytes (max %d)", ErrTooLarge, len(b), MaxPayload)
+	}
+	return b, nil
+}
+
+// Decode parses and checks a message received on a topic of class c for
+// region. It never panics; any error wraps one of the Err values above.
+func Decode(region string, c TopicClass, payload []byte) (Message, error) {
+	if len(payload) > MaxPayload {
+		return Message{}, fmt.Errorf("%w: %d bytes (max %d)", ErrTooLarge, len(payload), MaxPayload)
+	}
+	var head struct {
+		V json.RawMessage `json:"v"`
+	}
+	if err := json.Unmarshal(payload, &head); err != nil {
+		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if string(head.V) != "1" {
+		return Message{}, fmt.Errorf("%w: v=%s", ErrUnknownVersion, orNone(head.V))
+	}
+	var m Message
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if dec.More() {
+		return Message{}, fmt.Errorf("%w: data after the message", ErrMalformed)
+	}
+	if m.Region != region {
+		return Message{}, fmt.Errorf("%w: region %q, want %q", ErrMalformed, m.Region, region)
+	}
+	allowed := false
+	for _, k := range kindsOn[c] {
+		allowed = allowed || k == m.Kind
+	}
+	if !allowed {
+		return Message{}, fmt.Errorf("%w: %q", ErrWrongTopic, m.Kind)
+	}
+	if err := m.check(); err != nil {
+		return Message{}, fmt.Errorf("%w: %s: %v", ErrMalformed, m.Kind, err)
+	}
+	return m, nil
+}
+
+func orNone(b []byte) string {
+	if len(b) == 0 {
+		return "(none)"
+	}
+	return string(b)
+}
+
+func (m Message) check() error {
+	switch m.Kind {
+	case KindUpload:
+		if len(m.Mutations) == 0 {
+			return errors.New("no mutations")
+		}
+		for i, raw := range m.Mutations {
+			if len(raw) == 0 || raw[0] != '{' {
+				return fmt.Errorf("mutation %d is not an object", i)
+			}
+		}
+	case KindCatchup:
+		if m.From == 0 {
+			return errors.New("from must be at least 1")
+		}
+	case KindAck:
+		if len(m.Results) == 0 && m.Expect == 0 {
+			return errors.New("no results")
+		}
+		for i, r := range m.Results {
+			if _, err := retail.ParseMutationID(r.ID); err != nil {
+				return fmt.Errorf("result %d: %v", i, err)
+			}
+			if r.Err == "" && r.Status != retail.StatusAccepted && r.Status != retail.StatusRejected && r.Status != retail.StatusFlagged {
+				return fmt.Errorf("result %d: status %q", i, r.Status)
+			}
+		}
+	case KindChanges:
+		if len(m.Entries) == 0 {
+			return errors.New("no entries")
+		}
+		for i, e := range m.Entries {
+			if e.Seq == 0 || (i > 0 && e.Seq != m.Entries[i-1].Seq+1) {
+				return fmt.Errorf("entry %d: sequence %d out of order", i, e.Seq)
+			}
+			if _, err := retail.ParseMutationID(e.MutationID); err != nil {
+				return fmt.Errorf("entry %d: %v", i, err)
+			}
+		}
+		if m.Head < m.Entries[len(m.Entries)-1].Seq {
+			return fmt.Errorf("head %d before the last entry", m.Head)
+		}
+	case KindHead:
+		if m.Epoch == "" {
+			return errors.New("no epoch")
+		}
+	case KindCompacted:
+		if m.Oldest == 0 {
+			return errors.New("no oldest sequence")
+		}
+	case KindPresence:
+		if m.Presence == nil || ValidID(m.Presence.Edge) != nil {
+			return errors.New("no presence or a bad edge id")
+		}
+	default:
+		return fmt.Errorf("unknown kind %q", m.Kind)
+	}
+	return nil
+}
