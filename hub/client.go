@@ -167,6 +167,13 @@ func (c *Client) DownloadSnapshot(ctx context.Context, edgeID, secret, dst strin
 	return ReadSnapshot(ctx, resp.Body, dst)
 }
 
+// Stores is GET /v1/stores: the edges this node has heard of.
+func (c *Client) Stores(ctx context.Context) (StoresResponse, error) {
+	var resp StoresResponse
+	err := c.do(ctx, http.MethodGet, "/v1/stores", nil, &resp)
+	return resp, err
+}
+
 // Checksum is GET /v1/checksum.
 func (c *Client) Checksum(ctx context.Context) (ChecksumResponse, error) {
 	var resp ChecksumResponse

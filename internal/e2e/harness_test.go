@@ -245,7 +245,19 @@ func converged(t testing.TB, c *cluster, edges ...*edgeProc) hub.ChecksumRespons
 	waitFor(t, 120*time.Second, "hubs and edges converged", func() (bool, string) {
 		var err error
 		if h, err = c.checksum(); err != nil {
-			return false, err.Error()
+			state := err.Error()
+			for _, e := range edges {
+				st, _ := e.status()
+				state += fmt.Sprintf("; %s: pending %d applied %d %s %+v %s", e.id, st.Pending, st.AppliedSeq, st.Broker, st.Sync, st.SyncError)
+			}
+			for _, n := range c.live() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				var sr hub.StoresResponse
+				sr, _ = n.client.Stores(ctx)
+				cancel()
+				state += fmt.Sprintf("; hub %s: %+v", n.id, sr.Bridge)
+			}
+			return false, state
 		}
 		for _, e := range edges {
 			st, err := e.status()
