@@ -45,6 +45,7 @@ test: deps ## vet, run every test, fuzz the decoders briefly
 fuzz: ## run each fuzz target for FUZZTIME executions (default 30000x, ~10s)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./retail/
 	$(GO) test -run '^$$' -fuzz '^FuzzRowChangeJSON$$' -fuzztime $(FUZZTIME) ./retail/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./replication/
 
 bench: build ## run the benchmarks and the 1M-customer demo generation; see docs/benchmarks.md
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...

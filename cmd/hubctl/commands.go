@@ -97,6 +97,19 @@ applied index must have the same checksum.`,
 			setup:   noFlags(checksumCmd),
 		},
 		{
+			name:    "stores",
+			summary: "which store edges are online and how far behind the hub they are",
+			about: `Lists every edge this node has heard from over MQTT (each edge publishes a
+retained presence, and the broker publishes its last will when it drops):
+online or not, outbox mutations not yet applied at the hub (PENDING),
+the hub sequence it has applied and how many it is BEHIND this node's,
+items waiting for a person there (ATTENTION), and when it last reported.
+Also prints whether this node's bridge is connected to the broker and
+what it has counted (uploads, feed entries, dropped messages).`,
+			example: "hubctl stores",
+			setup:   noFlags(storesCmd),
+		},
+		{
 			name:       "download-snapshot",
 			synopsis:   "--out FILE [--edge ID --secret SECRET]",
 			summary:    "download a checked copy of the region database",
@@ -359,6 +372,40 @@ func snapshotCmd(ctx context.Context, c *cli) error {
 		return c.printJSON(res)
 	}
 	fmt.Fprintf(c.stdout, "snapshot taken on %s at applied index %d in %s\n", res.ID, res.AppliedIndex, round(elapsed))
+	return nil
+}
+
+func storesCmd(ctx context.Context, c *cli) error {
+	resp, err := c.client.Stores(ctx)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(resp)
+	}
+	t := c.table()
+	t.row("EDGE", "STATE", "PENDING", "APPLIED", "BEHIND", "ATTENTION", "LAST SEEN")
+	for _, s := range resp.Stores {
+		state := "offline"
+		if s.Online {
+			state = "online"
+		}
+		seen := "-"
+		if s.At > 0 {
+			seen = time.Since(time.UnixMilli(s.At)).Round(time.Second).String() + " ago"
+		}
+		t.row(s.Edge, state, s.Pending, s.AppliedSeq, s.Behind, s.Attention, seen)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	broker := "connected"
+	if !resp.Connected {
+		broker = "NOT connected"
+	}
+	b := resp.Bridge
+	fmt.Fprintf(c.stdout, "\nhub seq %d; this node's bridge is %s to the broker; uploads %d (%d mutations, %d gaps), feed entries published %d, catch-ups served %d, messages dropped %d\n",
+		resp.HubSeq, broker, b.Uploads, b.Mutations, b.Gaps, b.Published, b.CatchupsServed, b.Dropped)
 	return nil
 }
 

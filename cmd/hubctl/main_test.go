@@ -151,6 +151,7 @@ func TestSingleNode(t *testing.T) {
 				want: []string{"t/2"}, notWant: []string{"t/1"}},
 			{name: "changes past the end", args: []string{"changes", "--from", fmt.Sprint(lastSeq + 1)},
 				want: []string{fmt.Sprintf("no changes from seq %d (the node's hub seq is %d)", lastSeq+1, lastSeq)}},
+			{name: "stores without a broker", args: []string{"stores"}, want: []string{"EDGE  STATE  PENDING", "bridge is NOT connected"}},
 			{name: "snapshot", args: []string{"snapshot"}, want: []string{"snapshot taken on h1 at applied index "}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {

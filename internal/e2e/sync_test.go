@@ -170,8 +170,36 @@ func TestSaleAtOneStoreVisibleAtAnother(t *testing.T) {
 	waitFor(t, 30*time.Second, "A's sale at B", func() (bool, string) {
 		return bb.count("SELECT count(*) FROM orders WHERE id = 'SALE-HAPPY'") == 1, ""
 	})
-	converged(t, c, a, bb)
+	h := converged(t, c, a, bb)
 	assertSalesOnce(t, bb, "A", "S1", []string{"SALE-HAPPY"})
+
+	// Presence: every hub node knows both stores are online and current;
+	// a clean stop and a kill -9 (the last will) both show as offline.
+	stores := func(n *hubProc) map[string]replication.StoreStatus {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		sr, err := n.client.Stores(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]replication.StoreStatus{}
+		for _, s := range sr.Stores {
+			out[s.Edge] = s
+		}
+		return out
+	}
+	for _, n := range c.nodes {
+		waitFor(t, 20*time.Second, "both stores online and current at "+n.id, func() (bool, string) {
+			s := stores(n)
+			return s["A"].Online && s["B"].Online && s["A"].AppliedSeq == h.HubSeq && s["B"].Behind == 0, fmt.Sprint(s)
+		})
+	}
+	bb.Stop()
+	a.Kill()
+	waitFor(t, 40*time.Second, "both stores offline", func() (bool, string) {
+		s := stores(c.nodes[1])
+		return len(s) == 2 && !s["A"].Online && !s["B"].Online, fmt.Sprint(s)
+	})
 }
 
 func TestEdgeKilledDuringUpload(t *testing.T) {
