@@ -1,7 +1,9 @@
 // Command endcap runs the whole store on one machine, for a demo and for
-// development: today a regional hub of three nodes on loopback ports,
-// seeded with a generated demo region. Later parts (the MQTT broker, an
-// edge with simulated devices, the apps) join it as they are built.
+// development: a regional hub of three nodes on loopback ports, seeded
+// with a generated demo region; the embedded MQTT broker (TCP and
+// WebSocket); and store S01's edge node, bootstrapped from the hub's
+// snapshot and following the change feed. Later parts (simulated devices,
+// the apps) join it as they are built.
 //
 //	endcap --data var/run
 //
@@ -28,7 +30,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/endcap/endcap/edge"
 	"github.com/endcap/endcap/hub"
+	"github.com/endcap/endcap/replication"
 	"github.com/endcap/endcap/retail"
 	"github.com/endcap/endcap/retail/demodata"
 )
@@ -52,6 +56,10 @@ type options struct {
 	seed      int64
 	raftBase  int
 	httpBase  int
+	mqttPort  int
+	wsPort    int
+	edgePort  int
+	edgeID    string
 	exitAfter bool // start, seed, report, stop: for tests and scripts
 }
 
@@ -65,14 +73,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Int64Var(&o.seed, "seed", 1, "demo region seed")
 	fs.IntVar(&o.raftBase, "raft-port", 7101, "first hub node's raft port; the next nodes take the next ports, a taken port is replaced by a free one, 0 means any free ports")
 	fs.IntVar(&o.httpBase, "http-port", 8101, "first hub node's API port (likewise)")
+	fs.IntVar(&o.mqttPort, "mqtt-port", 1883, "the embedded broker's MQTT port (a taken port is replaced by a free one; 0: any)")
+	fs.IntVar(&o.wsPort, "ws-port", 1884, "the embedded broker's WebSocket port (likewise)")
+	fs.IntVar(&o.edgePort, "edge-port", 8201, "the store edge's local API port (likewise)")
+	fs.StringVar(&o.edgeID, "edge", "S01", "the store whose edge node runs here")
 	fs.BoolVar(&o.exitAfter, "exit", false, "start, seed, print the summary and stop (for scripts and tests)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: endcap [flags]
 
 Runs the Endcap store on one machine: a regional hub of three raft nodes on
 loopback ports, seeded on its first run with a generated demo region
-(stores, customers with histories in every channel, offers, returns).
-It prints the operator token and the hubctl commands to look at it.
+(stores, customers with histories in every channel, offers, returns); the
+embedded MQTT broker; and store S01's edge node, which downloads the hub's
+snapshot and then follows the change feed. Credentials are made on the
+first run (DATA/passwords, DATA/*.password). It prints the operator token
+and the commands to look at it all.
 Ctrl-C stops it; the next run with the same --data picks up where it was.
 
 Flags:
@@ -94,7 +109,27 @@ Flags:
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	nodes, err := startHub(ctx, o, token, log)
+	pw, err := loadPasswords(o.data, "hub", o.edgeID)
+	if err != nil {
+		return err
+	}
+	mqttAddr, err := port(o.data, "mqtt", o.mqttPort)
+	if err != nil {
+		return err
+	}
+	wsAddr, err := port(o.data, "ws", o.wsPort)
+	if err != nil {
+		return err
+	}
+	broker, err := replication.StartBroker(ctx, replication.BrokerConfig{Region: demoRegion, TCPAddr: mqttAddr, WSAddr: wsAddr,
+		PasswordFile: filepath.Join(o.data, "passwords"), Logger: log.With("part", "broker")})
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	hubMQTT := replication.MQTTConfig{URL: broker.URL(), Username: "hub", Password: pw["hub"]}
+
+	nodes, err := startHub(ctx, o, token, hubMQTT, log)
 	for _, n := range nodes {
 		defer n.Close()
 	}
@@ -111,7 +146,15 @@ Flags:
 			return fmt.Errorf("seed the demo region: %w", err)
 		}
 	}
+	edgeNode, err := startEdge(ctx, o, broker.URL(), pw[o.edgeID], nodes, stderr, log)
+	if err != nil {
+		return fmt.Errorf("edge %s: %w", o.edgeID, err)
+	}
+	defer edgeNode.Close()
 	if err := report(ctx, stdout, nodes, token); err != nil {
+		return err
+	}
+	if err := reportEdge(ctx, stdout, edgeNode, broker, nodes[0]); err != nil {
 		return err
 	}
 	if o.exitAfter {
@@ -161,7 +204,100 @@ func next(base, i int) int {
 	return base + i
 }
 
-func startHub(ctx context.Context, o options, token string, log *slog.Logger) ([]*hub.Node, error) {
+const demoRegion = "demo"
+
+// loadPasswords reads DATA/passwords (the broker's, mosquitto format) and
+// each user's DATA/USER.password, making them on the first run.
+func loadPasswords(dir string, users ...string) (map[string]string, error) {
+	path := filepath.Join(dir, "passwords")
+	p := &replication.Passwords{}
+	if _, err := os.Stat(path); err == nil {
+		if p, err = replication.LoadPasswords(path); err != nil {
+			return nil, err
+		}
+	}
+	out := map[string]string{}
+	changed := false
+	for _, u := range users {
+		file := filepath.Join(dir, u+".password")
+		if b, err := os.ReadFile(file); err == nil && p.Has(u) {
+			out[u] = strings.TrimSpace(string(b))
+			continue
+		}
+		pw := replication.GeneratePassword()
+		if err := p.Set(u, pw); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(file, []byte(pw+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		out[u], changed = pw, true
+	}
+	if changed {
+		if err := p.Save(path); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// startEdge starts the store's edge node; on its first run it bootstraps
+// from the hub's snapshot.
+func startEdge(ctx context.Context, o options, brokerURL, password string, nodes []*hub.Node, stderr io.Writer, log *slog.Logger) (*edge.Node, error) {
+	httpAddr, err := port(o.data, "edge", o.edgePort)
+	if err != nil {
+		return nil, err
+	}
+	var hubs []string
+	for _, n := range nodes {
+		hubs = append(hubs, "http://"+n.HTTPAddr())
+	}
+	n, err := edge.Start(ctx, edge.Config{Region: demoRegion, ID: o.edgeID, DataDir: filepath.Join(o.data, "edge", o.edgeID),
+		MQTT: replication.MQTTConfig{URL: brokerURL, Password: password}, HubURLs: hubs, HTTPAddr: httpAddr, Logger: log.With("edge", o.edgeID)})
+	if err != nil {
+		return nil, err
+	}
+	st, err := n.Replica().Status(ctx)
+	if err == nil && st.AppliedSeq == 0 {
+		start := time.Now()
+		fmt.Fprintf(stderr, "endcap: edge %s: downloading the region from the hub\n", o.edgeID)
+		if err = n.Bootstrap(ctx); err == nil {
+			fmt.Fprintf(stderr, "endcap: edge %s: bootstrapped in %s\n", o.edgeID, time.Since(start).Round(time.Millisecond))
+		}
+	}
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// reportEdge waits (a little) for the edge to catch up with the hub and
+// prints where everything listens.
+func reportEdge(ctx context.Context, w io.Writer, n *edge.Node, b *replication.Broker, h *hub.Node) error {
+	deadline := time.Now().Add(60 * time.Second)
+	var st replication.ReplicaStatus
+	for {
+		var err error
+		if st, err = n.Replica().Status(ctx); err != nil {
+			return err
+		}
+		if st.AppliedSeq >= h.FSM().HubSeq() || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	fmt.Fprintf(w, "\nMQTT broker: %s (WebSocket %s), region %q\n", b.URL(), b.WSURL(), demoRegion)
+	fmt.Fprintf(w, "Edge %s: applied hub sequence %d of %d, %d pending; local API http://%s\n", st.Edge, st.AppliedSeq, h.FSM().HubSeq(), st.Pending, n.HTTPAddr())
+	fmt.Fprintf(w, "  curl http://%s/v1/status\n  bin/hubctl stores\n", n.HTTPAddr())
+	return nil
+}
+
+func startHub(ctx context.Context, o options, token string, mqtt replication.MQTTConfig, log *slog.Logger) ([]*hub.Node, error) {
 	var nodes []*hub.Node
 	for i := range o.nodes {
 		id := fmt.Sprintf("h%d", i+1)
@@ -180,7 +316,8 @@ func startHub(ctx context.Context, o options, token string, log *slog.Logger) ([
 			return nodes, err
 		}
 		n, err := hub.Start(ctx, hub.Config{ID: id, DataDir: dir, RaftAddr: raftAddr, HTTPAddr: httpAddr,
-			Bootstrap: i == 0, Token: token, Logger: log.With("hub", id)})
+			Bootstrap: i == 0, Token: token, Logger: log.With("hub", id), Region: demoRegion, MQTT: mqtt,
+			EdgeAuth: func(user, password string) bool { return user != mqtt.Username && pwCheck(o.data, user, password) }})
 		if err != nil {
 			return nodes, fmt.Errorf("hub node %s: %w", id, err)
 		}
@@ -334,4 +471,10 @@ func report(ctx context.Context, w io.Writer, nodes []*hub.Node, token string) e
 	fmt.Fprintf(w, "Try:\n  export ENDCAP_HUB=%s ENDCAP_HUB_TOKEN=%s\n  bin/hubctl status\n  bin/hubctl changes --from 1 --limit 5\n  curl -H \"Authorization: Bearer $ENDCAP_HUB_TOKEN\" http://%s/metrics\n",
 		nodes[0].HTTPAddr(), token, nodes[0].HTTPAddr())
 	return nil
+}
+
+// pwCheck verifies an edge's password against DATA/passwords.
+func pwCheck(dir, user, password string) bool {
+	p, err := replication.LoadPasswords(filepath.Join(dir, "passwords"))
+	return err == nil && p.Verify(user, password)
 }

@@ -19,7 +19,8 @@ func TestRunSeedsAndRestarts(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	args := []string{"--data", dir, "--customers", "40", "--raft-port", "0", "--http-port", "0", "--exit"}
+	args := []string{"--data", dir, "--customers", "40", "--raft-port", "0", "--http-port", "0",
+		"--mqtt-port", "0", "--ws-port", "0", "--edge-port", "0", "--exit"}
 
 	var out, errs bytes.Buffer
 	if err := run(ctx, args, &out, &errs); err != nil {
@@ -35,6 +36,10 @@ func TestRunSeedsAndRestarts(t *testing.T) {
 	seq := regexp.MustCompile(`hub sequence (\d+)`).FindStringSubmatch(out.String())
 	if seq == nil || seq[1] == "0" {
 		t.Fatalf("nothing reached the hub:\n%s", out.String())
+	}
+	// The store's edge downloaded the region and follows the hub.
+	if e := regexp.MustCompile(`Edge S01: applied hub sequence (\d+) of (\d+), 0 pending`).FindStringSubmatch(out.String()); e == nil || e[1] != seq[1] || e[2] != seq[1] {
+		t.Fatalf("the edge did not catch up with the hub (sequence %s):\n%s", seq[1], out.String())
 	}
 
 	out.Reset()
