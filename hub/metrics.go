@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"github.com/endcap/endcap/replication"
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -47,8 +48,43 @@ func newMetrics(n *Node) *metrics {
 		gauge("endcap_hub_change_log_entries", "Change-log entries retained.", func() float64 {
 			return float64(min(n.fsm.HubSeq(), n.cfg.RetainChanges))
 		}),
+		gauge("endcap_hub_edges_online", "Store edges whose presence says online.", func() float64 {
+			v := 0.0
+			if n.bridge != nil {
+				for _, s := range n.bridge.Stores() {
+					if s.Online {
+						v++
+					}
+				}
+			}
+			return v
+		}),
+		gauge("endcap_hub_edges_max_behind", "The most hub sequences any online edge has yet to apply.", func() float64 {
+			v := 0.0
+			if n.bridge != nil {
+				for _, s := range n.bridge.Stores() {
+					if s.Online {
+						v = max(v, float64(s.Behind))
+					}
+				}
+			}
+			return v
+		}),
+		bridgeCounter("endcap_hub_bridge_uploads_total", "Upload messages from edges handled while leader.", n, func(s replication.BridgeStats) int64 { return s.Uploads }),
+		bridgeCounter("endcap_hub_bridge_feed_entries_total", "Change-log entries published on the feed.", n, func(s replication.BridgeStats) int64 { return s.Published }),
+		bridgeCounter("endcap_hub_bridge_dropped_total", "MQTT messages dropped: malformed, oversized, unknown version or kind.", n, func(s replication.BridgeStats) int64 { return s.Dropped }),
+		bridgeCounter("endcap_hub_bridge_upload_gaps_total", "Uploads that started past an edge's next expected sequence.", n, func(s replication.BridgeStats) int64 { return s.Gaps }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "endcap_hub_mutations_applied_total", Help: "Mutations applied by this node's state machine since start."},
 			func() float64 { return float64(n.fsm.MutationsApplied()) }),
 	)
 	return m
+}
+
+func bridgeCounter(name, help string, n *Node, f func(replication.BridgeStats) int64) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
+		if n.bridge == nil {
+			return 0
+		}
+		return float64(f(n.bridge.Stats()))
+	})
 }

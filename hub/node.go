@@ -199,6 +199,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("hub: bootstrap: %w", err)
 		}
 	}
+	if cfg.MQTT.URL != "" {
+		if n.bridge, err = replication.StartBridge(context.WithoutCancel(ctx), replication.BridgeConfig{
+			Region: cfg.Region, Backend: backend{n}, MQTT: cfg.MQTT, Logger: n.log}); err != nil {
+			return nil, fmt.Errorf("hub: bridge: %w", err)
+		}
+	}
 	n.metrics = newMetrics(n)
 	if n.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("hub: http %s: %w", cfg.HTTPAddr, err)
@@ -208,12 +214,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	go func() { defer n.wg.Done(); n.http.Serve(n.ln) }()
 	go func() { defer n.wg.Done(); n.batchLoop() }()
 	go func() { defer n.wg.Done(); n.leaderLoop() }()
-	if cfg.MQTT.URL != "" {
-		if n.bridge, err = replication.StartBridge(context.WithoutCancel(ctx), replication.BridgeConfig{
-			Region: cfg.Region, Backend: backend{n}, MQTT: cfg.MQTT, Logger: n.log}); err != nil {
-			return nil, fmt.Errorf("hub: bridge: %w", err)
-		}
-	}
 	ok = true
 	n.log.Info("hub node started", "raft", n.trans.LocalAddr(), "http", n.HTTPAddr(), "applied_index", n.fsm.AppliedIndex())
 	return n, nil
