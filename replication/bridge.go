@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -103,8 +104,7 @@ type Bridge struct {
 	mu       sync.Mutex
 	presence map[string]Presence
 	workers  map[string]chan Message // per-edge upload queue, leader only
-	leading  context.CancelFunc
-	epoch    string
+	leading  context.CancelFunc      // owned by followLeadership
 
 	stats  struct{ uploads, muts, gaps, published, catchups, dropped, foreign atomic.Int64 }
 	cancel context.CancelFunc
@@ -220,8 +220,7 @@ func (br *Bridge) followLeadership(ctx context.Context) {
 			term = tm
 			lctx, cancel := context.WithCancel(ctx)
 			br.leading = cancel
-			br.epoch = fmt.Sprintf("%s/%d", br.b.NodeID(), tm)
-			go br.lead(lctx, br.epoch)
+			go br.lead(lctx, fmt.Sprintf("%s/%d", br.b.NodeID(), tm))
 		case !leader && br.leading != nil:
 			br.stopLeading()
 		}
@@ -262,7 +261,7 @@ func (br *Bridge) lead(ctx context.Context, epoch string) {
 	br.workers = map[string]chan Message{}
 	br.mu.Unlock()
 	br.log.Info("leading: publishing the feed and taking uploads", "epoch", epoch, "from", start+1)
-	if err := br.conn.Subscribe(br.topics.AllUp(), func(topic string, p []byte) { br.onUp(ctx, topic, p) }); err != nil {
+	if err := br.conn.Subscribe(br.topics.AllUp(), func(topic string, p []byte) { br.onUp(ctx, epoch, topic, p) }); err != nil {
 		br.log.Warn("subscribe to uploads", "err", err)
 	}
 	br.publishFeed(ctx, epoch, start)
@@ -270,20 +269,29 @@ func (br *Bridge) lead(ctx context.Context, epoch string) {
 
 // publishFeed publishes committed changes in sequence order, and the head
 // every HeadEvery, until ctx ends.
-func (br *Bridge) publishFeed(ctx context.Context, epoch string, published uint64) {
+func (br *Bridge) publishFeed(ctx context.Context, epoch string, from uint64) {
 	heartbeat := time.NewTicker(br.cfg.HeadEvery)
 	defer heartbeat.Stop()
+	var pub atomic.Uint64 // the last sequence published
+	pub.Store(from)
 	wake := make(chan struct{}, 1)
 	go func() {
 		for ctx.Err() == nil {
-			br.b.WaitSeq(ctx, published)
+			last := pub.Load()
+			br.b.WaitSeq(ctx, last)
 			select {
 			case wake <- struct{}{}:
 			case <-ctx.Done():
+				return
 			}
-			time.Sleep(time.Millisecond) // let a commit's siblings land
+			// Wait for the publisher to move on (or fail and retry on
+			// the next wake), rather than spin while the broker is down.
+			for i := 0; i < 200 && pub.Load() == last && ctx.Err() == nil; i++ {
+				time.Sleep(time.Millisecond)
+			}
 		}
 	}()
+	published := from
 	br.publishHead(ctx, br.topics.Feed(), epoch, published)
 	for {
 		select {
@@ -305,10 +313,13 @@ func (br *Bridge) publishFeed(ctx context.Context, epoch string, published uint6
 				break
 			}
 			if err := br.sendChanges(ctx, br.topics.Feed(), entries, false, false); err != nil {
-				br.log.Warn("publish the feed", "err", err)
+				if !errors.Is(err, ErrOffline) {
+					br.log.Warn("publish the feed", "err", err)
+				}
 				break // retried on the next wake or heartbeat
 			}
 			published = entries[len(entries)-1].Seq
+			pub.Store(published)
 			br.stats.published.Add(int64(len(entries)))
 		}
 	}
@@ -358,7 +369,7 @@ func (br *Bridge) sendChanges(ctx context.Context, topic string, entries []Chang
 
 // onUp runs on paho's goroutine: it only routes the message to the
 // edge's worker, so one slow edge never holds up another.
-func (br *Bridge) onUp(ctx context.Context, topic string, payload []byte) {
+func (br *Bridge) onUp(ctx context.Context, epoch, topic string, payload []byte) {
 	edge, ok := br.topics.EdgeOf(topic)
 	if !ok {
 		br.drop(topic, len(payload), ErrWrongTopic)
@@ -374,7 +385,7 @@ func (br *Bridge) onUp(ctx context.Context, topic string, payload []byte) {
 	if !ok {
 		q = make(chan Message, 64)
 		br.workers[edge] = q
-		go br.edgeWorker(ctx, edge, q)
+		go br.edgeWorker(ctx, epoch, edge, q)
 	}
 	br.mu.Unlock()
 	select {
@@ -386,7 +397,7 @@ func (br *Bridge) onUp(ctx context.Context, topic string, payload []byte) {
 	}
 }
 
-func (br *Bridge) edgeWorker(ctx context.Context, edge string, q chan Message) {
+func (br *Bridge) edgeWorker(ctx context.Context, epoch, edge string, q chan Message) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -397,7 +408,7 @@ func (br *Bridge) edgeWorker(ctx context.Context, edge string, q chan Message) {
 			case KindUpload:
 				err = br.handleUpload(ctx, edge, m)
 			case KindCatchup:
-				err = br.handleCatchup(ctx, edge, m.From)
+				err = br.handleCatchup(ctx, epoch, edge, m.From)
 			}
 			if err != nil && ctx.Err() == nil {
 				br.log.Warn("edge request failed; the edge will retry", "edge", edge, "kind", m.Kind, "err", err)
@@ -433,7 +444,7 @@ func (br *Bridge) handleUpload(ctx context.Context, edge string, m Message) erro
 		items = append(items, item{head.ID.Seq, head.ID.String(), raw})
 	}
 	_ = foreign // never acked to the uploader: it did not write them
-	slices.SortFunc(items, func(a, b item) int { return int(a.seq) - int(b.seq) })
+	slices.SortFunc(items, func(a, b item) int { return cmp.Compare(a.seq, b.seq) })
 	last, err := br.b.OriginSeq(ctx, edge)
 	if err != nil {
 		return err
@@ -492,7 +503,7 @@ func (br *Bridge) sendAcks(ctx context.Context, edge string, results []AckResult
 // handleCatchup answers a catch-up request with up to CatchupBudget
 // entries from from, the last message marked Last; with KindHead when
 // there is nothing past from; with KindCompacted when from is gone.
-func (br *Bridge) handleCatchup(ctx context.Context, edge string, from uint64) error {
+func (br *Bridge) handleCatchup(ctx context.Context, epoch, edge string, from uint64) error {
 	br.stats.catchups.Add(1)
 	down := br.topics.Down(edge)
 	left := br.cfg.CatchupBudget
@@ -511,7 +522,7 @@ func (br *Bridge) handleCatchup(ctx context.Context, edge string, from uint64) e
 		}
 		if len(entries) == 0 {
 			if left == br.cfg.CatchupBudget { // nothing at all past from
-				br.publishHead(ctx, down, br.epoch, br.b.HubSeq())
+				br.publishHead(ctx, down, epoch, br.b.HubSeq())
 			}
 			return nil
 		}

@@ -154,11 +154,11 @@ func StartEdge(ctx context.Context, cfg EdgeConfig) (*Edge, error) {
 // Close stops the worker and disconnects. The broker publishes no will
 // on a clean disconnect, so the worker marks itself offline first.
 func (e *Edge) Close() {
+	e.cancel()
+	<-e.done
 	if e.conn.Connected() {
 		e.publishPresence(context.Background(), false)
 	}
-	e.cancel()
-	<-e.done
 	e.conn.Close()
 }
 
