@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,13 +32,28 @@ type embedded struct {
 
 func startEmbedded(t testing.TB, pwFile string) *embedded {
 	t.Helper()
+	return startEmbeddedTLS(t, pwFile, "")
+}
+
+// startEmbeddedTLS starts the embedded broker with TLS on its TCP
+// listener when certDir (from replication.MintCerts) is set.
+func startEmbeddedTLS(t testing.TB, pwFile, certDir string) *embedded {
+	t.Helper()
 	e := &embedded{t: t, cfg: replication.BrokerConfig{Region: region, PasswordFile: pwFile, TCPAddr: mqtttest.FreeAddr(t), Logger: mqtttest.TestLogger(t)}}
+	if certDir != "" {
+		e.cfg.TLSCertFile, e.cfg.TLSKeyFile = filepath.Join(certDir, "server.pem"), filepath.Join(certDir, "server-key.pem")
+	}
 	e.Start()
 	t.Cleanup(e.Stop)
 	return e
 }
 
-func (e *embedded) URL() string { return "tcp://" + e.cfg.TCPAddr }
+func (e *embedded) URL() string {
+	if e.cfg.TLSCertFile != "" {
+		return "ssl://" + e.cfg.TCPAddr
+	}
+	return "tcp://" + e.cfg.TCPAddr
+}
 func (e *embedded) Stop() {
 	if e.b != nil {
 		e.b.Close()
@@ -65,19 +82,42 @@ func startMosquitto(t testing.TB, pwFile string) mosquitto {
 	return mosquitto{mqtttest.StartMosquitto(t, mqtttest.MosquittoConfig{Region: region, PasswordFile: pwFile})}
 }
 
-// region starts a broker, three hubs and the seed.
+// region starts a broker, three hubs and the seed. Kinds: embedded,
+// mosquitto, embedded-tls, mosquitto-tls (TLS brokers need the CA: see
+// startRegionTLS).
 func startRegion(t testing.TB, kind string, hubArgs ...string) (broker, *cluster) {
 	t.Helper()
+	b, c, _ := startRegionTLS(t, kind, hubArgs...)
+	return b, c
+}
+
+// startRegionTLS is startRegion that also returns the CA file hubs and
+// edges verify a TLS broker with ("" without TLS).
+func startRegionTLS(t testing.TB, kind string, hubArgs ...string) (broker, *cluster, string) {
+	t.Helper()
 	_, pwFile := creds(t)
+	ca, certDir := "", ""
+	if strings.HasSuffix(kind, "-tls") {
+		certDir = t.TempDir()
+		if err := replication.MintCerts(certDir, []string{"127.0.0.1", "localhost"}); err != nil {
+			t.Fatal(err)
+		}
+		ca = filepath.Join(certDir, "ca.pem")
+		hubArgs = append(hubArgs, "--mqtt-ca", ca)
+	}
 	var b broker
-	if kind == "mosquitto" {
+	switch kind {
+	case "mosquitto":
 		b = startMosquitto(t, pwFile)
-	} else {
-		b = startEmbedded(t, pwFile)
+	case "mosquitto-tls":
+		b = mosquitto{mqtttest.StartMosquitto(t, mqtttest.MosquittoConfig{Region: region, PasswordFile: pwFile,
+			TLSCertFile: filepath.Join(certDir, "server.pem"), TLSKeyFile: filepath.Join(certDir, "server-key.pem")})}
+	default:
+		b = startEmbeddedTLS(t, pwFile, certDir)
 	}
 	c := startCluster(t, clusterOpts{brokerURL: b.URL(), passwords: pwFile, extra: hubArgs})
 	c.submit(seedBodies(t))
-	return b, c
+	return b, c, ca
 }
 
 // writer writes sales at an edge until stopped and remembers the ones
@@ -200,6 +240,25 @@ func TestSaleAtOneStoreVisibleAtAnother(t *testing.T) {
 		s := stores(c.nodes[1])
 		return len(s) == 2 && !s["A"].Online && !s["B"].Online, fmt.Sprint(s)
 	})
+}
+
+// Over TLS, hubs and edges verify the broker's certificate with the
+// region's CA (hubctl certs) and sync as over plain TCP.
+func TestSyncOverTLS(t *testing.T) {
+	for _, kind := range []string{"embedded-tls", "mosquitto-tls"} {
+		t.Run(kind, func(t *testing.T) {
+			b, c, ca := startRegionTLS(t, kind)
+			if !strings.HasPrefix(b.URL(), "ssl://") {
+				t.Fatalf("broker URL %s is not TLS", b.URL())
+			}
+			a, bb := startEdge(t, "A", b.URL(), c, "--mqtt-ca", ca), startEdge(t, "B", b.URL(), c, "--mqtt-ca", ca)
+			if res := a.write(scenario.Sale("SALE-TLS", "S1", "cust-1", 1, "")); res.Status != retail.StatusAccepted {
+				t.Fatalf("sale at A: %+v", res)
+			}
+			converged(t, c, a, bb)
+			assertSalesOnce(t, bb, "A", "S1", []string{"SALE-TLS"})
+		})
+	}
 }
 
 func TestEdgeKilledDuringUpload(t *testing.T) {
