@@ -23,6 +23,9 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /v1/attention", n.handleAttention)
 	mux.HandleFunc("POST /v1/attention/{id...}", n.handleDismiss)
 	mux.HandleFunc("GET /v1/checksum", n.handleChecksum)
+	if n.store != nil {
+		n.storeRoutes(mux)
+	}
 	return mux
 }
 

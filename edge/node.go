@@ -31,6 +31,12 @@ type Config struct {
 	Durability retail.Durability
 	Progress   func(done, total int64)
 	Logger     *slog.Logger
+	// StoreID is the store this edge serves; "" means the edge id.
+	StoreID string
+	// CouponKey signs and checks coupon codes; the same for every store of
+	// the region (at least 16 bytes). Empty: the store operations are off
+	// (sync only).
+	CouponKey []byte
 }
 
 // Node is a running edge.
@@ -39,6 +45,7 @@ type Node struct {
 	log     *slog.Logger
 	replica *replication.Replica
 	sync    *replication.Edge
+	store   *Store
 	http    *http.Server
 	ln      net.Listener
 }
@@ -66,6 +73,19 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
+	if len(cfg.CouponKey) > 0 {
+		if cfg.StoreID == "" {
+			cfg.StoreID = cfg.ID
+		}
+		sc := StoreConfig{StoreID: cfg.StoreID, Replica: n.replica, CouponKey: cfg.CouponKey, Logger: n.log}
+		if n.sync != nil {
+			sc.Wallet = walletTopic{n.sync}
+		}
+		if n.store, err = NewStore(sc); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
 	if cfg.HTTPAddr != "" {
 		if n.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			n.Close()
@@ -84,6 +104,16 @@ func (n *Node) Bootstrap(ctx context.Context) error {
 		return errors.New("edge: no broker configured")
 	}
 	return n.sync.Bootstrap(ctx)
+}
+
+// Store is the node's store operations (nil without a coupon key).
+func (n *Node) Store() *Store { return n.store }
+
+// walletTopic publishes to a shopper's retained wallet topic.
+type walletTopic struct{ sync *replication.Edge }
+
+func (w walletTopic) PublishWallet(ctx context.Context, customerID string, payload []byte) error {
+	return w.sync.PublishWallet(ctx, customerID, payload)
 }
 
 // Replica is the node's replica.

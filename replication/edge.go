@@ -474,6 +474,17 @@ func (e *Edge) publishPresence(ctx context.Context, online bool) {
 	}
 }
 
+// PublishWallet publishes payload, retained, to a shopper's wallet topic
+// (her phone's wallet page subscribes over WebSocket). ErrOffline when
+// the broker is not reachable: the coupons are still valid and in the
+// outbox; the phone gets them on her next sign-in online.
+func (e *Edge) PublishWallet(ctx context.Context, customerID string, payload []byte) error {
+	if err := ValidID(customerID); err != nil {
+		return fmt.Errorf("wallet topic: %w", err)
+	}
+	return e.conn.Publish(ctx, e.topics.Wallet(customerID), payload, true)
+}
+
 // String describes the worker's state in one line.
 func (e *Edge) String() string {
 	state := "offline"

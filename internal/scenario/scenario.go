@@ -5,7 +5,9 @@
 package scenario
 
 import (
+	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/endcap/endcap/retail"
@@ -35,6 +37,7 @@ func Seed() []retail.Body {
 		out = append(out,
 			&retail.UpsertStore{ID: s, Kind: retail.KindStore, Name: "Store " + s, Region: "west"},
 			&retail.UpsertClerk{ID: "clerk-" + s, StoreID: s, Name: "Clerk " + s, Role: retail.RoleAssociate, PINHash: pinHash, Active: true},
+			&retail.UpsertClerk{ID: "mgr-" + s, StoreID: s, Name: "Manager " + s, Role: retail.RoleManager, PINHash: pinHash, Active: true},
 			&retail.AdjustStock{Location: s, SKU: "SKU-1", Delta: 1000000, Reason: "received"},
 			&retail.AdjustStock{Location: s, SKU: "SKU-2", Delta: 1000000, Reason: "received"},
 		)
@@ -51,7 +54,10 @@ func Seed() []retail.Body {
 	return out
 }
 
-// a fixed PBKDF2 hash of "4321", so the seed is the same bytes every run.
+// PIN is every seeded clerk's and manager's PIN.
+const PIN = "4321"
+
+// a fixed PBKDF2 hash of PIN, so the seed is the same bytes every run.
 const pinHash = "pbkdf2-sha256$120000$YTEYUsIphQ+oVjZW1niXcQ$DpLU03SVz+IToKby8isa9CbkffF1UKtOZRBt7+jBxJE"
 
 // Sale is a till sale of qty socks (SKU-2) at store, paid in cash,
@@ -100,3 +106,41 @@ func Clerk(store string) retail.Actor { return retail.Actor{Kind: "clerk", ID: "
 
 // System is the actor of seeding.
 var System = retail.Actor{Kind: "system", ID: "seed"}
+
+// Changes applies bodies (as origin "hub", in order) to a scratch region
+// database in dir and returns the change-log entries the hub would have
+// published, numbered from 1: a replica that applies them holds exactly
+// that region. Every body must be accepted.
+func Changes(dir string, bodies []retail.Body) ([]Entry, error) {
+	ctx := context.Background()
+	db, err := retail.Open(ctx, filepath.Join(dir, "scenario-hub.db"), retail.Options{Durability: retail.DurabilityNormal})
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var out []Entry
+	err = db.Update(ctx, func(tx *retail.Tx) error {
+		for i, b := range bodies {
+			m := retail.Mutation{ID: retail.MutationID{Origin: "hub", Seq: uint64(i + 1)}, HLC: retail.HLC{Wall: T0.UnixMilli()}, Actor: System, Body: b}
+			res, err := retail.Apply(ctx, tx, m)
+			if err != nil {
+				return err
+			}
+			if res.Status == retail.StatusRejected {
+				return fmt.Errorf("scenario mutation %d (%s): %s", i+1, b.Type(), res.Reason)
+			}
+			out = append(out, Entry{Seq: uint64(i + 1), MutationID: m.ID.String(), Status: res.Status, Changes: res.Changes})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Entry is one change-log entry (the shape of replication.Change, which
+// this package cannot import).
+type Entry struct {
+	Seq        uint64
+	MutationID string
+	Status     retail.Status
+	Changes    []retail.RowChange
+}
