@@ -46,12 +46,15 @@ fuzz: ## run each fuzz target for FUZZTIME executions (default 30000x, ~10s)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./retail/
 	$(GO) test -run '^$$' -fuzz '^FuzzRowChangeJSON$$' -fuzztime $(FUZZTIME) ./retail/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./replication/
+	$(GO) test -run '^$$' -fuzz '^FuzzScanStream$$' -fuzztime $(FUZZTIME) ./devices/
+	$(GO) test -run '^$$' -fuzz '^FuzzMachine$$' -fuzztime $(FUZZTIME) ./devices/sim/
 
 bench: build ## run the benchmarks and the 1M-customer demo generation; see docs/benchmarks.md
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 	$(GO) run ./cmd/applybench
 	$(BIN)/hubbench --hub-binary $(BIN)/hub
 	cd hub/logstorebench && $(GO) test -run '^$$' -bench . -benchtime 3s
+	$(GO) test -run '^$$' -bench ScanLatency -benchtime 5x ./devices/
 	@mkdir -p $(VAR)/bench && rm -f $(VAR)/bench/region-1m.db*
 	/usr/bin/time -v $(BIN)/demodata --customers $(BENCH_DEMO_CUSTOMERS) --out $(VAR)/bench/region-1m.db 2>&1 | \
 		grep -E 'demodata|Elapsed|Maximum resident' ; ls -l $(VAR)/bench/region-1m.db

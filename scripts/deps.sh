@@ -12,6 +12,8 @@ pkgs=(
   mosquitto mosquitto-clients
   # serial simulation and headless displays
   socat xvfb xauth
+  # reading printed barcodes back in the device tests
+  zbar-tools
   # /usr/bin/time for the benchmark figures (make bench)
   time
 )
