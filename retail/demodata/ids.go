@@ -15,7 +15,27 @@ import (
 // gives the same ids.
 
 func customerID(i int) string  { return fmt.Sprintf("cust-%07d", i+1) }
-func loyaltyCard(i int) string { return fmt.Sprintf("LC%09d", i+1) }
+// loyaltyCard is a card number as the scanners read it (devices.Classify):
+// "LC", 9 digits of account, a Luhn check digit.
+func loyaltyCard(i int) string {
+	account := fmt.Sprintf("%09d", i+1)
+	return "LC" + account + string(luhn(account))
+}
+
+// luhn is the Luhn check digit of digits.
+func luhn(digits string) byte {
+	sum := 0
+	for k := 0; k < len(digits); k++ {
+		d := int(digits[len(digits)-1-k] - '0')
+		if k%2 == 0 {
+			if d *= 2; d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	return byte('0' + (10-sum%10)%10)
+}
 func productSKU(i int) string  { return fmt.Sprintf("SKU-%05d", i+1) }
 func storeID(i int) string     { return fmt.Sprintf("S%02d", i+1) }
 func clerkID(loc string, n int) string {
