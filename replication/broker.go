@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -259,9 +261,10 @@ func (b *Broker) Stats() BrokerStats {
 // denied publishes too, marked with pk.Ignore.
 func (b *Broker) Server() *mochi.Server { return b.srv }
 
-// Close disconnects every client, closes the listeners and returns when
-// their ports are free, so a broker can start again on the same address at
-// once. Clients' wills are published as they drop. Close is idempotent.
+// Close drops every client's connection, closes the listeners and returns
+// when their ports are free, so a broker can start again on the same
+// addresses at once. Clients' wills are published as they drop. Close is
+// idempotent.
 func (b *Broker) Close() error {
 	b.close.Do(func() {
 		b.srv.Close()
@@ -280,7 +283,7 @@ func (h *authHook) ID() string { return "endcap-auth" }
 
 func (h *authHook) Provides(b byte) bool {
 	switch b {
-	case mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPublish:
+	case mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPublish, mochi.OnSessionEstablish:
 		return true
 	}
 	return false
@@ -328,6 +331,34 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 		return refuse("client id in use by user " + string(other.Properties.Username))
 	}
 	return true
+}
+
+// serverPacketIDStart is where the broker's packet ids for messages to a
+// client start. mochi v2.7.9 keeps one in-flight table per client for both
+// directions: a SUBSCRIBE whose packet id equals that of a QoS 1 message
+// the broker is still delivering to the client (say a retained presence
+// sent for the subscription just before) is refused with 0x91 "packet
+// identifier in use", and a QoS 1 PUBLISH with such an id drops the
+// broker's message from its table. Clients (paho) number from 1, and so
+// does mochi; starting mochi's numbers halfway makes the two meet only
+// after tens of thousands of messages, and then only if both are in
+// flight at that moment.
+const serverPacketIDStart = 1 << 15
+
+// OnSessionEstablish starts the client's outgoing packet ids at
+// serverPacketIDStart. mochi exports no setter: it sets the unexported
+// counter (TestEmbeddedPacketIDs notices if a mochi upgrade renames it),
+// or else advances it through NextPacketID, a few at a time.
+func (h *authHook) OnSessionEstablish(cl *mochi.Client, _ packets.Packet) {
+	if f := reflect.ValueOf(&cl.State).Elem().FieldByName("packetID"); f.IsValid() && f.Kind() == reflect.Uint32 {
+		atomic.StoreUint32((*uint32)(unsafe.Pointer(f.UnsafeAddr())), serverPacketIDStart)
+		return
+	}
+	for range 1 << 10 { // ~0.3 ms
+		if _, err := cl.NextPacketID(); err != nil {
+			return
+		}
+	}
 }
 
 // OnACLCheck decides subscriptions and deliveries. Publishes are decided
@@ -398,12 +429,13 @@ type listener struct {
 	closed bool
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
+	served chan struct{} // closed when Serve returns
 }
 
 var _ listeners.Listener = (*listener)(nil)
 
 func newListener(id, proto string, ln net.Listener, ws bool) *listener {
-	return &listener{id: id, proto: proto, ln: ln, ws: ws, conns: map[net.Conn]struct{}{}}
+	return &listener{id: id, proto: proto, ln: ln, ws: ws, conns: map[net.Conn]struct{}{}, served: make(chan struct{})}
 }
 
 func (l *listener) ID() string       { return l.id }
@@ -444,6 +476,7 @@ func (l *listener) serveConn(establish listeners.EstablishFn, raw, c net.Conn) {
 }
 
 func (l *listener) Serve(establish listeners.EstablishFn) {
+	defer close(l.served)
 	if l.ws {
 		l.serveWS(establish)
 		return
@@ -500,9 +533,19 @@ func (l *listener) serveWS(establish listeners.EstablishFn) {
 	_ = srv.Serve(l.ln) // returns when Close closes the server
 }
 
-// Close stops accepting, has mochi disconnect the listener's clients,
-// closes whatever connection is left and waits for all of them.
-func (l *listener) Close(closeClients listeners.CloseFn) {
+// Close stops accepting, closes every connection and waits for their
+// clients to end. It returns once the port is free: a listening socket is
+// closed only when the Accept pending on it returns, so it waits for Serve
+// to return too (mochi starts Serve for every listener before Close can be
+// called).
+//
+// It does not call closeClients (mochi's closeListenerClients): in mochi
+// v2.7.9 that takes the clients' read lock twice (Clients.GetByListener
+// calls Len), and deadlocks when a client disconnecting at the same moment
+// waits for the write lock in between. Closing the connections ends those
+// clients all the same, without the DISCONNECT packet that MQTT 3.1.1 does
+// not have anyway.
+func (l *listener) Close(_ listeners.CloseFn) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -515,13 +558,13 @@ func (l *listener) Close(closeClients listeners.CloseFn) {
 		srv.Close() // closes l.ln; hijacked (WebSocket) connections are ours
 	}
 	l.ln.Close()
-	closeClients(l.id)
 	l.mu.Lock()
 	for c := range l.conns {
 		c.Close()
 	}
 	l.mu.Unlock()
 	l.wg.Wait()
+	<-l.served
 }
 
 // wsConn is an MQTT byte stream over WebSocket binary messages.

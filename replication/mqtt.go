@@ -73,6 +73,7 @@ func Dial(ctx context.Context, cfg MQTTConfig) *Conn {
 		SetClientID(cfg.ClientID).
 		SetUsername(cfg.Username).
 		SetPassword(cfg.Password).
+		SetProtocolVersion(4).
 		SetCleanSession(true).
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(2 * time.Second).

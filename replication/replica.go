@@ -249,11 +249,24 @@ func capture(ctx context.Context, tx *retail.Tx, on bool) error {
 // request the local rules reject is not written at all and comes back
 // with StatusRejected (err nil); a flagged fact is written and uploaded.
 func (r *Replica) Write(ctx context.Context, actor retail.Actor, body retail.Body) (retail.Result, error) {
+	res, err := r.WriteBatch(ctx, actor, body)
+	if err != nil {
+		return retail.Result{}, err
+	}
+	return res[0], nil
+}
+
+// WriteBatch is Write for several mutations in one transaction (one
+// commit, one fsync): a sign-in's visit, offers and coupons. Each is
+// applied on top of the ones before it; one the local rules reject is
+// left out (its result says why) and the others are written.
+func (r *Replica) WriteBatch(ctx context.Context, actor retail.Actor, bodies ...retail.Body) ([]retail.Result, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	var res retail.Result
-	errRejected := errors.New("rejected")
+	out := make([]retail.Result, len(bodies))
+	written := 0
 	err := r.db.Update(ctx, func(tx *retail.Tx) error {
+		written = 0
 		if err := r.ensureApplied(ctx, tx); err != nil {
 			return err
 		}
@@ -262,36 +275,57 @@ func (r *Replica) Write(ctx context.Context, actor retail.Actor, body retail.Bod
 			return err
 		}
 		seq := uint64(max(next, 1))
-		m := retail.Mutation{ID: retail.MutationID{Origin: r.cfg.Edge, Seq: seq}, HLC: r.clock.Tick(), Actor: actor, Body: body}
-		raw, err := retail.Encode(m)
-		if err != nil {
-			res = retail.Result{ID: m.ID, Status: retail.StatusRejected, Code: retail.CodeInvalid, Reason: err.Error()}
-			return errRejected
+		for i, body := range bodies {
+			m := retail.Mutation{ID: retail.MutationID{Origin: r.cfg.Edge, Seq: seq}, HLC: r.clock.Tick(), Actor: actor, Body: body}
+			raw, err := retail.Encode(m)
+			if err != nil {
+				out[i] = retail.Result{ID: m.ID, Status: retail.StatusRejected, Code: retail.CodeInvalid, Reason: err.Error()}
+				continue
+			}
+			if _, err := tx.Exec(ctx, "SAVEPOINT edge_write"); err != nil {
+				return err
+			}
+			res, err := applyCaptured(ctx, tx, m)
+			if err != nil {
+				return err
+			}
+			res.Changes = nil
+			out[i] = res
+			if res.Status == retail.StatusRejected {
+				// Not written: its applied_mutations row and undo entries go.
+				if _, err := tx.Exec(ctx, "ROLLBACK TO edge_write"); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(ctx, "RELEASE edge_write"); err != nil {
+					return err
+				}
+				continue
+			}
+			if _, err := tx.Exec(ctx, "RELEASE edge_write"); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO edge_pending (seq, id, type, raw, created_at, local_status) VALUES (?, ?, ?, ?, ?, ?)",
+				int64(seq), m.ID.String(), body.Type(), raw, time.Now().UnixMilli(), string(res.Status)); err != nil {
+				return fmt.Errorf("outbox: %w", err)
+			}
+			seq++
+			written++
 		}
-		if res, err = applyCaptured(ctx, tx, m); err != nil {
-			return err
+		if written == 0 {
+			return nil
 		}
-		if res.Status == retail.StatusRejected {
-			return errRejected
-		}
-		if _, err := tx.Exec(ctx, "INSERT INTO edge_pending (seq, id, type, raw, created_at, local_status) VALUES (?, ?, ?, ?, ?, ?)",
-			int64(seq), m.ID.String(), body.Type(), raw, time.Now().UnixMilli(), string(res.Status)); err != nil {
-			return fmt.Errorf("outbox: %w", err)
-		}
-		return setMeta(ctx, tx, "next_seq", int64(seq+1))
+		return setMeta(ctx, tx, "next_seq", int64(seq))
 	})
-	if errors.Is(err, errRejected) {
-		res.Changes = nil
-		return res, nil
-	}
 	if err != nil {
-		return retail.Result{}, err
+		return nil, err
 	}
-	select {
-	case r.changed <- struct{}{}:
-	default:
+	if written > 0 {
+		select {
+		case r.changed <- struct{}{}:
+		default:
+		}
 	}
-	return res, nil
+	return out, nil
 }
 
 func applyCaptured(ctx context.Context, tx *retail.Tx, m retail.Mutation) (retail.Result, error) {

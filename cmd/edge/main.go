@@ -41,11 +41,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		hubs      = fs.String("hub", "", "hub nodes' HTTP API URLs, comma-separated, for snapshot bootstrap (e.g. http://127.0.0.1:8101)")
 		passFile  = fs.String("password-file", "", "read the edge's broker password from this file (default $ENDCAP_EDGE_PASSWORD)")
 		caFile    = fs.String("mqtt-ca", "", "CA certificate (PEM) to verify the broker's TLS certificate (ssl:// URLs)")
+		couponKey = fs.String("coupon-key-file", "", "the region's coupon signing key (any bytes, at least 16; the same file at every store); without it the store operations are off and only sync runs")
 		bootstrap = fs.Bool("bootstrap", false, "download the hub's snapshot before following the feed when the replica is new")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 	)
 	fs.StringVar(&cfg.ID, "id", "", "this edge's id, e.g. the store id S001 (required; also its broker user)")
 	fs.StringVar(&cfg.Region, "region", "demo", "the region")
+	fs.StringVar(&cfg.StoreID, "store", "", "the store this edge serves (default: the edge id)")
 	fs.StringVar(&cfg.DataDir, "data", "", "data directory for replica.db (required)")
 	fs.StringVar(&cfg.MQTT.URL, "mqtt", "", "the region's MQTT broker, tcp://host:port, ssl://host:port or ws://host:port; empty: offline only")
 	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8201", "local API address; empty: none")
@@ -94,6 +96,13 @@ Flags:
 			return fmt.Errorf("--mqtt-ca: %w", err)
 		}
 		cfg.MQTT.TLS = tc
+	}
+	if *couponKey != "" {
+		b, err := os.ReadFile(*couponKey)
+		if err != nil {
+			return err
+		}
+		cfg.CouponKey = []byte(strings.TrimSpace(string(b)))
 	}
 	if *hubs != "" {
 		cfg.HubURLs = strings.Split(*hubs, ",")

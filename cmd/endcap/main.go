@@ -252,7 +252,11 @@ func startEdge(ctx context.Context, o options, brokerURL, password string, nodes
 	for _, n := range nodes {
 		hubs = append(hubs, "http://"+n.HTTPAddr())
 	}
-	n, err := edge.Start(ctx, edge.Config{Region: demoRegion, ID: o.edgeID, DataDir: filepath.Join(o.data, "edge", o.edgeID),
+	key, err := loadToken(filepath.Join(o.data, "coupon-key"))
+	if err != nil {
+		return nil, err
+	}
+	n, err := edge.Start(ctx, edge.Config{Region: demoRegion, ID: o.edgeID, DataDir: filepath.Join(o.data, "edge", o.edgeID), CouponKey: []byte(key),
 		MQTT: replication.MQTTConfig{URL: brokerURL, Password: password}, HubURLs: hubs, HTTPAddr: httpAddr, Logger: log.With("edge", o.edgeID)})
 	if err != nil {
 		return nil, err

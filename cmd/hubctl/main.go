@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -61,6 +62,8 @@ type cli struct {
 	timeout time.Duration
 	stdout  io.Writer
 	stderr  io.Writer
+	stdin   io.Reader
+	args    []string // the command's positional arguments (command.args)
 	client  *hub.Client
 }
 
@@ -93,8 +96,13 @@ func newFlagSet(name string) *flag.FlagSet {
 // run is hubctl: it parses args, runs the command and returns its error,
 // already phrased for the operator. Help goes to stdout and is no error.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c := &cli{stdout: stdout, stderr: stderr, timeout: 30 * time.Second}
-	cmds := commands()
+	return runIO(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// runIO is run reading stdin from the given reader.
+func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	c := &cli{stdout: stdout, stderr: stderr, stdin: stdin, timeout: 30 * time.Second}
+	cmds := append(commands(), localCommands()...) // localCommands: creds.go
 	fs := newFlagSet("hubctl")
 	c.globalFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -107,36 +115,45 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usagef("no command given; run 'hubctl --help' for the list")
 	}
 	name, rest := fs.Arg(0), fs.Args()[1:]
-	if name == "help" {
+	help := name == "help"
+	if help {
 		if len(rest) == 0 {
 			return mainUsage(stdout, fs, cmds)
 		}
-		name, rest = rest[0], []string{"--help"}
+		name, rest = rest[0], rest[1:]
 	}
-	var cmd *command
-	for i := range cmds {
-		if cmds[i].name == name {
-			cmd = &cmds[i]
-		}
-	}
+	cmd, rest := findCommand(cmds, name, rest)
 	if cmd == nil {
-		return usagef("unknown command %q; run 'hubctl --help' for the list", name)
+		return groupUsage(stdout, cmds, name, help || slices.Contains(rest, "--help") || slices.Contains(rest, "-h"))
+	}
+	name = cmd.name
+	if help {
+		rest = []string{"--help"}
 	}
 
 	cfs := newFlagSet(name)
 	runCmd := cmd.setup(cfs)
 	c.globalFlags(cfs)
-	if err := cfs.Parse(rest); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cmd.usage(stdout, cfs)
+	for { // flags may come before and after the positional arguments
+		if err := cfs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return cmd.usage(stdout, cfs)
+			}
+			return usagef("%s: %v; run 'hubctl %s --help'", name, err, name)
 		}
-		return usagef("%s: %v; run 'hubctl %s --help'", name, err, name)
+		if cfs.NArg() == 0 || len(c.args) >= cmd.args {
+			break
+		}
+		c.args, rest = append(c.args, cfs.Arg(0)), cfs.Args()[1:]
 	}
 	if cfs.NArg() > 0 {
 		return usagef("%s: unexpected argument %q; run 'hubctl %s --help'", name, cfs.Arg(0), name)
 	}
 	if c.timeout < 0 {
 		return usagef("--timeout must not be negative")
+	}
+	if cmd.local {
+		return runCmd(ctx, c) // no hub to ask, nothing to explain
 	}
 	if c.hub == "" {
 		c.hub = os.Getenv(envHub)
@@ -215,6 +232,10 @@ type command struct {
 	// ownTimeout: the command applies --timeout itself rather than as a
 	// deadline on the whole command.
 	ownTimeout bool
+	// args is how many positional arguments it takes, at most (cli.args).
+	args int
+	// local: it works on local files, not with a hub.
+	local bool
 	// setup defines the command's flags on fs and returns the command.
 	setup func(fs *flag.FlagSet) func(ctx context.Context, c *cli) error
 }

@@ -40,6 +40,7 @@ type Mosquitto struct {
 	addr    string
 	wsAddr  string
 	tls     bool
+	cfg     *MosquittoConfig // nil for StartMosquittoConf
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -68,10 +69,28 @@ func StartMosquitto(t testing.TB, cfg MosquittoConfig) *Mosquitto {
 	t.Helper()
 	bin := mosquittoBin(t)
 	dir := t.TempDir()
-	addr, wsAddr := FreeAddr(t), ""
-	if cfg.WebSockets {
-		wsAddr = FreeAddr(t)
+	for attempt := 1; ; attempt++ {
+		addr, wsAddr := FreeAddr(t), ""
+		if cfg.WebSockets {
+			wsAddr = FreeAddr(t)
+		}
+		m, err := newMosquitto(t, bin, dir, mosquittoConf(t, cfg, dir, addr, wsAddr), addr, wsAddr, cfg.TLSCertFile != "")
+		if err == nil {
+			m.cfg = &cfg
+			return m
+		}
+		// Another process may have taken a free port in the meantime.
+		if attempt == 3 || !strings.Contains(m.Log(), "Address already in use") {
+			t.Fatalf("%v\n%s", err, m.Log())
+		}
+		m.Stop()
+		os.Remove(m.outFile)
+		os.Remove(m.logFile)
 	}
+}
+
+func mosquittoConf(t testing.TB, cfg MosquittoConfig, dir, addr, wsAddr string) string {
+	t.Helper()
 	var conf strings.Builder
 	conf.WriteString("# mqtttest.StartMosquitto\n")
 	if os.Geteuid() == 0 {
@@ -87,8 +106,7 @@ func StartMosquitto(t testing.TB, cfg MosquittoConfig) *Mosquitto {
 			t.Fatalf("mosquitto: %v", err)
 		}
 		aclFile := filepath.Join(dir, "mosquitto.acl")
-		acl := replication.MosquittoACL(cfg.Region, cfg.HubUser, pw.Users())
-		if err := os.WriteFile(aclFile, []byte(acl), 0o600); err != nil {
+		if err := writeACL(aclFile, cfg, pw); err != nil {
 			t.Fatal(err)
 		}
 		fmt.Fprintf(&conf, "allow_anonymous false\npassword_file %s\nacl_file %s\n", cfg.PasswordFile, aclFile)
@@ -104,7 +122,7 @@ func StartMosquitto(t testing.TB, cfg MosquittoConfig) *Mosquitto {
 		// bind address.
 		fmt.Fprintf(&conf, "\nlistener %s 127.0.0.1\nprotocol websockets\nsocket_domain ipv4\n", portOf(wsAddr))
 	}
-	return startMosquitto(t, bin, dir, conf.String(), addr, wsAddr, cfg.TLSCertFile != "")
+	return conf.String()
 }
 
 // StartMosquittoConf runs mosquitto with a configuration the caller wrote
@@ -113,23 +131,65 @@ func StartMosquitto(t testing.TB, cfg MosquittoConfig) *Mosquitto {
 // captured for Log; for a log file too, the conf should say log_dest file.
 func StartMosquittoConf(t testing.TB, conf, addr, wsAddr string, tls bool) *Mosquitto {
 	t.Helper()
-	return startMosquitto(t, mosquittoBin(t), t.TempDir(), conf, addr, wsAddr, tls)
+	m, err := newMosquitto(t, mosquittoBin(t), t.TempDir(), conf, addr, wsAddr, tls)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, m.Log())
+	}
+	return m
 }
 
-func startMosquitto(t testing.TB, bin, dir, conf, addr, wsAddr string, tls bool) *Mosquitto {
+// newMosquitto writes conf into dir and starts mosquitto with it; on an
+// error, m is still there for its Log.
+func newMosquitto(t testing.TB, bin, dir, conf, addr, wsAddr string, tls bool) (*Mosquitto, error) {
 	t.Helper()
 	m := &Mosquitto{t: t, bin: bin, dir: dir, addr: addr, wsAddr: wsAddr, tls: tls,
 		conf:    filepath.Join(dir, "mosquitto.conf"),
 		logFile: filepath.Join(dir, "mosquitto.log"),
 		outFile: filepath.Join(dir, "mosquitto.out")}
 	if err := os.WriteFile(m.conf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
+		return m, err
 	}
 	t.Cleanup(m.Stop)
-	if err := m.start(); err != nil {
-		t.Fatalf("%v\n%s", err, m.Log())
+	return m, m.start()
+}
+
+func writeACL(path string, cfg MosquittoConfig, pw *replication.Passwords) error {
+	return os.WriteFile(path, []byte(replication.MosquittoACL(cfg.Region, cfg.HubUser, pw.Users())), 0o600)
+}
+
+// Reload makes mosquitto reread its password file, with the ACL rewritten
+// for the users now in it (SIGHUP), and waits until it has. Use it after
+// changing the PasswordFile of a StartMosquitto broker.
+func (m *Mosquitto) Reload() {
+	m.t.Helper()
+	m.mu.Lock()
+	cmd := m.cmd
+	m.mu.Unlock()
+	if cmd == nil {
+		m.t.Fatal("reload: mosquitto is not running")
 	}
-	return m
+	if m.cfg != nil && m.cfg.PasswordFile != "" {
+		pw, err := replication.LoadPasswords(m.cfg.PasswordFile)
+		if err != nil {
+			m.t.Fatalf("reload: %v", err)
+		}
+		if err := writeACL(filepath.Join(m.dir, "mosquitto.acl"), *m.cfg, pw); err != nil {
+			m.t.Fatal(err)
+		}
+	}
+	before := strings.Count(m.Log(), "Reloading config")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		m.t.Fatalf("reload: %v", err)
+	}
+	// mosquitto is single-threaded: once it logs the reload, connections
+	// that come after see the new files.
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(m.Log(), "Reloading config") == before {
+		if time.Now().After(deadline) {
+			m.t.Fatalf("reload: mosquitto did not log it within 10s\n%s", m.Log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func portOf(addr string) string {

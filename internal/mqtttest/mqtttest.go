@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +31,9 @@ func FreePort(t testing.TB) int {
 	if low := ephemeralLow(); low > minPort+100 {
 		for range 200 {
 			port := minPort + rand.IntN(low-minPort)
+			if !reserve(port) {
+				continue
+			}
 			if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
 				ln.Close()
 				return port
@@ -42,6 +46,27 @@ func FreePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// handedOut holds the ports FreePort returned in this process, so that
+// it never returns one twice (tests keep them for brokers they restart).
+// It is the package's only state, and process-wide by nature.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+func reserve(port int) bool {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports[port] {
+		return false
+	}
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
+	}
+	handedOut.ports[port] = true
+	return true
 }
 
 // minPort is the lowest port FreePort picks, above most services' ports.
