@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -46,6 +47,16 @@ func (r *Replica) Bootstrap(ctx context.Context, snapPath string, meta SnapshotM
 			hubTables = append(hubTables, n)
 		}
 		rows.Close()
+		// The hub's record of this edge's highest sequence: never reuse one.
+		for _, t := range hubTables {
+			if t == "hub_origins" {
+				var top sql.NullInt64
+				if err := tx.SQL().QueryRowContext(ctx, "SELECT last_seq FROM hub_origins WHERE origin = ?", r.cfg.Edge).Scan(&top); err == nil && top.Int64 >= next {
+					r.log.Warn("the hub has mutations of this edge the replica did not know; skipping their sequence numbers", "next_seq", top.Int64+1)
+					next = top.Int64 + 1
+				}
+			}
+		}
 		for _, t := range hubTables {
 			if _, err := tx.SQL().ExecContext(ctx, fmt.Sprintf("DROP TABLE %q", t)); err != nil {
 				return err

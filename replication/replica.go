@@ -699,6 +699,9 @@ func (r *Replica) ApplyFeed(ctx context.Context, entries []Change, reapply bool)
 			if err := setMeta(ctx, tx, "applied_seq", int64(entries[len(entries)-1].Seq)); err != nil {
 				return err
 			}
+			if err := r.skipUsedSeqs(ctx, tx, entries); err != nil {
+				return err
+			}
 			if err := r.settle(ctx, tx); err != nil {
 				return err
 			}
@@ -709,6 +712,30 @@ func (r *Replica) ApplyFeed(ctx context.Context, entries []Change, reapply bool)
 		return nil
 	})
 	return n, err
+}
+
+// skipUsedSeqs moves the outbox sequence past any of this edge's
+// mutations the hub already has but the outbox does not (an edge whose
+// disk was replaced, starting again from an empty replica): a new sale
+// must never reuse the id of an old one, or the hub would answer it as a
+// duplicate and drop it.
+func (r *Replica) skipUsedSeqs(ctx context.Context, tx *retail.Tx, entries []Change) error {
+	var top uint64
+	for _, e := range entries {
+		id, err := retail.ParseMutationID(e.MutationID)
+		if err == nil && id.Origin == r.cfg.Edge {
+			top = max(top, id.Seq)
+		}
+	}
+	if top == 0 {
+		return nil
+	}
+	next, err := metaInt(ctx, tx.SQL(), "next_seq")
+	if err != nil || uint64(next) > top {
+		return err
+	}
+	r.log.Warn("the hub has mutations of this edge the replica did not know; skipping their sequence numbers", "next_seq", top+1)
+	return setMeta(ctx, tx, "next_seq", int64(top+1))
 }
 
 // observe advances the clock past the hub's mutation times.

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -265,4 +266,27 @@ func mustEncode(t testing.TB, origin string, seq uint64, b retail.Body) []byte {
 		t.Fatal(err)
 	}
 	return raw
+}
+
+// An edge that lost its disk starts again from an empty replica: its new
+// mutations must not reuse the ids of the ones the hub already has.
+func TestReplicaNeverReusesAnIDAfterLosingItsDisk(t *testing.T) {
+	h := newMiniHub(t)
+	old := openReplica(t, "A")
+	follow(t, old, h)
+	for i := range 3 {
+		write(t, old, scenario.Sale(fmt.Sprintf("OLD-%d", i), "S1", "cust-1", 1, ""))
+	}
+	h.upload(old)
+	fresh := openReplica(t, "A") // the same edge id, a new file
+	follow(t, fresh, h)
+	res := write(t, fresh, scenario.Sale("NEW-1", "S1", "cust-1", 1, ""))
+	if res.ID.Seq != 4 {
+		t.Fatalf("the new sale got id %s; A/1..A/3 are taken", res.ID)
+	}
+	if r := h.upload(fresh); len(r) != 1 || r[0].Duplicate {
+		t.Fatalf("the hub took the new sale as %+v", r)
+	}
+	follow(t, fresh, h)
+	assertConverged(t, h, fresh)
 }
