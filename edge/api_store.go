@@ -3,6 +3,8 @@ package edge
 import (
 	"errors"
 	"net/http"
+
+	"github.com/endcap/endcap/retail"
 )
 
 // storeRoutes adds the store operations to the local API (docs/api.md).
@@ -10,6 +12,132 @@ import (
 func (n *Node) storeRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/clerks/signin", n.handleClerkSignIn)
 	mux.HandleFunc("GET /v1/coupons/{code}", n.handleCheckCoupon)
+	n.customerRoutes(mux)
+	n.orderRoutes(mux)
+	mux.HandleFunc("POST /v1/signin", n.handleSignIn)
+	mux.HandleFunc("GET /v1/customers/{id}/wishlist", n.handleWishList)
+	mux.HandleFunc("POST /v1/customers/{id}/wishlist", n.handleAddWish)
+	mux.HandleFunc("DELETE /v1/customers/{id}/wishlist/{sku}", n.handleRemoveWish)
+	mux.HandleFunc("POST /v1/customers/{id}/wishlist/{sku}/basket", n.handleMoveToBasket)
+	mux.HandleFunc("POST /v1/contacts", n.handleContact)
+	mux.HandleFunc("GET /v1/devices", n.handleDevices)
+}
+
+func (n *Node) handleDevices(w http.ResponseWriter, r *http.Request) {
+	d := n.devices.Load()
+	if d == nil {
+		writeJSON(w, http.StatusOK, DevicesStatus{Scanner: "none", Scans: []Scan{}})
+		return
+	}
+	writeJSON(w, http.StatusOK, d.Status())
+}
+
+// actorOf is who the request acts for: the X-Endcap-Clerk header names
+// the signed-in clerk (the apps send it); without it, the store's kiosk.
+func (n *Node) actorOf(r *http.Request) retail.Actor {
+	if c := r.Header.Get("X-Endcap-Clerk"); c != "" {
+		return retail.Actor{Kind: "clerk", ID: c}
+	}
+	return retail.Actor{Kind: "system", ID: "kiosk-" + n.store.ID()}
+}
+
+func (n *Node) handleSignIn(w http.ResponseWriter, r *http.Request) {
+	// One of card, phone or token finds her (or customer_id, when the app
+	// already knows her); the method says how she signed in.
+	var req struct {
+		CustomerID string              `json:"customer_id"`
+		Card       string              `json:"card"`
+		Phone      string              `json:"phone"`
+		Token      string              `json:"token"`
+		Method     retail.SignInMethod `json:"method"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	id := req.CustomerID
+	for _, k := range []struct {
+		by     LookupKind
+		value  string
+		method retail.SignInMethod
+	}{{ByLoyaltyCard, req.Card, retail.SignInCard}, {ByPhone, req.Phone, retail.SignInPhone}, {BySignInToken, req.Token, retail.SignInAppQR}} {
+		if k.value == "" {
+			continue
+		}
+		ref, err := n.store.FindCustomer(r.Context(), k.by, k.value)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		id = ref.ID
+		if req.Method == "" {
+			req.Method = k.method
+		}
+	}
+	if id == "" {
+		fail(w, refuse(ErrInvalid, "Give the shopper's card, phone or app token (or customer_id)."))
+		return
+	}
+	res, err := n.store.SignIn(r.Context(), id, req.Method)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (n *Node) handleWishList(w http.ResponseWriter, r *http.Request) {
+	items, err := n.store.WishList(r.Context(), r.PathValue("id"))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, items)
+}
+
+func (n *Node) handleAddWish(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		SKU    string            `json:"sku"`
+		Source retail.WishSource `json:"source"`
+		Note   string            `json:"note"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if err := n.store.AddWish(r.Context(), n.actorOf(r), r.PathValue("id"), req.SKU, req.Source, req.Note); err != nil {
+		fail(w, err)
+		return
+	}
+	n.handleWishList(w, r)
+}
+
+func (n *Node) handleRemoveWish(w http.ResponseWriter, r *http.Request) {
+	if err := n.store.RemoveWish(r.Context(), n.actorOf(r), r.PathValue("id"), r.PathValue("sku")); err != nil {
+		fail(w, err)
+		return
+	}
+	n.handleWishList(w, r)
+}
+
+func (n *Node) handleMoveToBasket(w http.ResponseWriter, r *http.Request) {
+	line, err := n.store.MoveToBasket(r.Context(), n.actorOf(r), r.PathValue("id"), r.PathValue("sku"))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, line)
+}
+
+func (n *Node) handleContact(w http.ResponseWriter, r *http.Request) {
+	var req NewContact
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	id, err := n.store.RecordContact(r.Context(), n.actorOf(r), req)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
 }
 
 // fail writes err: an *Error with its status and code, anything else 500.

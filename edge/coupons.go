@@ -8,8 +8,6 @@ import (
 	"database/sql"
 	"encoding/base32"
 	"errors"
-	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,33 +17,38 @@ import (
 // Coupon codes are made offline at any store and checked offline at any
 // other, without the hub:
 //
-//	CPN-<nonce>-<promotion>-<expiry day>-<signature>
+//	CPN-<base32 of: nonce (5 bytes) | expiry day (3) | promotion length (1) | promotion | signature (7)>
 //
-// nonce: 8 base32 characters (40 random bits) making the code unique;
-// promotion: the promotion id; expiry day: days since 1970-01-01 in base
-// 36; signature: the first 50 bits (10 base32 characters) of
-// HMAC-SHA256(region coupon key, "CPN|nonce|promotion|customer|expiry").
+// nonce: 40 random bits making the code unique; expiry day: days since
+// 1970-01-01; promotion: the promotion id; signature: the first 56 bits of
+// HMAC-SHA256(region coupon key, "CPN" | everything before it | customer).
 // The customer is signed but not written in the code: the coupon only
-// validates for the shopper it was issued to. Single use across stores
-// is the hub's to decide (redemption is a mutation); the local check
-// refuses a code the replica already knows as redeemed.
+// validates for the shopper it was issued to. The code is "CPN-" and
+// upper-case base32 (devices.Classify knows it as a coupon; Code128 prints
+// it). Single use across stores is the hub's to decide (redemption is a
+// mutation); the local check refuses a code the replica knows as redeemed.
 type couponSigner struct{ key []byte }
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-func (c couponSigner) sign(nonce, promotion, customer, expiry string) string {
+const couponSigLen = 7
+
+func (c couponSigner) sign(body []byte, customer string) []byte {
 	m := hmac.New(sha256.New, c.key)
-	fmt.Fprintf(m, "CPN|%s|%s|%s|%s", nonce, promotion, customer, expiry)
-	return b32.EncodeToString(m.Sum(nil))[:10]
+	m.Write([]byte("CPN"))
+	m.Write(body)
+	m.Write([]byte(customer))
+	return m.Sum(nil)[:couponSigLen]
 }
 
 // issue makes a new code for customer's coupon of promotion.
 func (c couponSigner) issue(promotion, customer string, expires time.Time) string {
-	n := make([]byte, 5)
-	rand.Read(n)
-	nonce := b32.EncodeToString(n)
-	expiry := strconv.FormatInt(expires.Unix()/86400, 36)
-	return strings.Join([]string{"CPN", nonce, promotion, expiry, c.sign(nonce, promotion, customer, expiry)}, "-")
+	day := expires.Unix() / 86400
+	body := make([]byte, 5, 9+len(promotion)+couponSigLen)
+	rand.Read(body)
+	body = append(body, byte(day>>16), byte(day>>8), byte(day), byte(len(promotion)))
+	body = append(body, promotion...)
+	return "CPN-" + b32.EncodeToString(append(body, c.sign(body, customer)...))
 }
 
 // parsedCoupon is what a code says about itself.
@@ -56,18 +59,17 @@ type parsedCoupon struct {
 
 // check verifies code's signature for customer.
 func (c couponSigner) check(code, customer string) (parsedCoupon, error) {
-	parts := strings.Split(code, "-")
-	if len(parts) < 5 || parts[0] != "CPN" {
+	text, ok := strings.CutPrefix(code, "CPN-")
+	raw, err := b32.DecodeString(text)
+	if !ok || err != nil || len(raw) < 9+couponSigLen || len(raw) != 9+int(raw[8])+couponSigLen {
 		return parsedCoupon{}, refuse(ErrForgedCoupon, "%q is not an Endcap coupon code.", code)
 	}
-	nonce, sig, expiry := parts[1], parts[len(parts)-1], parts[len(parts)-2]
-	promotion := strings.Join(parts[2:len(parts)-2], "-")
-	day, err := strconv.ParseInt(expiry, 36, 64)
-	want := c.sign(nonce, promotion, customer, expiry)
-	if err != nil || !hmac.Equal([]byte(sig), []byte(want)) {
+	body, sig := raw[:len(raw)-couponSigLen], raw[len(raw)-couponSigLen:]
+	if !hmac.Equal(sig, c.sign(body, customer)) {
 		return parsedCoupon{}, refuse(ErrForgedCoupon, "Coupon %s is not valid for this shopper (the code does not check out). Do not accept it.", code)
 	}
-	return parsedCoupon{promotion: promotion, expires: time.Unix((day+1)*86400, 0).UTC()}, nil
+	day := int64(body[5])<<16 | int64(body[6])<<8 | int64(body[7])
+	return parsedCoupon{promotion: string(body[9:]), expires: time.Unix((day+1)*86400, 0).UTC()}, nil
 }
 
 // Coupon is a coupon as the till sees it.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/endcap/endcap/replication"
@@ -46,6 +47,7 @@ type Node struct {
 	replica *replication.Replica
 	sync    *replication.Edge
 	store   *Store
+	devices atomic.Pointer[Devices] // set by StartDevices
 	http    *http.Server
 	ln      net.Listener
 }

@@ -12,6 +12,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -30,6 +31,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/endcap/endcap/devices"
+	"github.com/endcap/endcap/devices/sim"
 	"github.com/endcap/endcap/edge"
 	"github.com/endcap/endcap/hub"
 	"github.com/endcap/endcap/replication"
@@ -157,10 +160,16 @@ Flags:
 	if err := reportEdge(ctx, stdout, edgeNode, broker, nodes[0]); err != nil {
 		return err
 	}
+	kiosk, err := startDevices(ctx, o, edgeNode, stdout)
+	if err != nil {
+		return fmt.Errorf("devices: %w", err)
+	}
+	defer kiosk.close()
 	if o.exitAfter {
 		return nil
 	}
 	fmt.Fprintln(stdout, "\nRunning. Ctrl-C stops it.")
+	go kiosk.readScans(ctx, os.Stdin, stdout)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "endcap: stopping")
 	return nil
@@ -481,4 +490,94 @@ func report(ctx context.Context, w io.Writer, nodes []*hub.Node, token string) e
 func pwCheck(dir, user, password string) bool {
 	p, err := replication.LoadPasswords(filepath.Join(dir, "passwords"))
 	return err == nil && p.Verify(user, password)
+}
+
+// kiosk is the store's simulated hardware: a barcode scanner and a
+// receipt printer on pseudo-terminals (devices/sim), which the edge opens
+// through the same serial code as /dev/ttyUSB0 in a store.
+type kiosk struct {
+	scanner *sim.Scanner
+	printer *sim.Printer
+	stop    context.CancelFunc
+	devices *edge.Devices
+}
+
+func startDevices(ctx context.Context, o options, n *edge.Node, stdout io.Writer) (*kiosk, error) {
+	dir := filepath.Join(o.data, "devices")
+	receipts := filepath.Join(dir, "receipts")
+	if err := os.MkdirAll(receipts, 0o755); err != nil {
+		return nil, err
+	}
+	framing := devices.Framing{Suffix: devices.SuffixCR}
+	k := &kiosk{}
+	var err error
+	if k.scanner, err = sim.NewScanner(sim.ScannerOptions{Link: filepath.Join(dir, "scanner"), Framing: framing}); err != nil {
+		return nil, err
+	}
+	count := 0
+	if k.printer, err = sim.NewPrinter(sim.PrinterOptions{Link: filepath.Join(dir, "printer"), OnReceipt: func(r *sim.Receipt) {
+		count++
+		name := filepath.Join(receipts, fmt.Sprintf("%s-%03d", time.Now().Format("20060102-150405"), count))
+		os.WriteFile(name+".txt", []byte(r.Text(48)), 0o644)
+		if f, err := os.Create(name + ".png"); err == nil {
+			r.WritePNG(f, 48)
+			f.Close()
+		}
+	}}); err != nil {
+		k.scanner.Close()
+		return nil, err
+	}
+	dctx, stop := context.WithCancel(ctx)
+	k.stop = stop
+	serial := func(path string) devices.SerialConfig {
+		return devices.SerialConfig{Path: path, ReadTimeout: 100 * time.Millisecond}
+	}
+	k.devices, err = n.StartDevices(dctx, edge.DevicesConfig{
+		Scanner: &devices.ScannerConfig{Serial: serial(k.scanner.Path()), Framing: framing},
+		Printer: &devices.PrinterConfig{Serial: serial(k.printer.Path()), QueueDir: filepath.Join(dir, "print-queue")},
+		Header:  devices.Store{Name: "Endcap " + o.edgeID, Register: "Kiosk 1"},
+	})
+	if err != nil {
+		k.close()
+		return nil, err
+	}
+	card, _ := devices.LoyaltyCode("000000001")
+	fmt.Fprintf(stdout, "\nKiosk devices (simulated): scanner %s, printer %s; receipts go to %s\n", k.scanner.Path(), k.printer.Path(), receipts)
+	fmt.Fprintf(stdout, "Type a loyalty card number and Enter to scan it at the kiosk (e.g. %s, the first demo customer):\n", card)
+	fmt.Fprintf(stdout, "she is signed in, her coupons go to her wallet topic and print. curl http://%s/v1/devices shows the scans.\n", n.HTTPAddr())
+	return k, nil
+}
+
+// readScans scans each line typed on in with the kiosk's scanner.
+func (k *kiosk) readScans(ctx context.Context, in io.Reader, out io.Writer) {
+	sc := bufio.NewScanner(in)
+	for sc.Scan() && ctx.Err() == nil {
+		code := strings.TrimSpace(sc.Text())
+		if code == "" {
+			continue
+		}
+		if err := k.scanner.Scan(code); err != nil {
+			fmt.Fprintln(out, "scan:", err)
+			continue
+		}
+		// Say what the kiosk made of it once it has.
+		for range 50 {
+			time.Sleep(100 * time.Millisecond)
+			if s := k.devices.Status().Scans; len(s) > 0 && s[0].Code == code {
+				fmt.Fprintf(out, "kiosk: %s: %s\n", code, s[0].Result)
+				break
+			}
+		}
+	}
+}
+
+func (k *kiosk) close() {
+	if k.stop != nil {
+		k.stop()
+	}
+	if k.devices != nil {
+		<-k.devices.Done()
+	}
+	k.printer.Close()
+	k.scanner.Close()
 }
