@@ -37,6 +37,7 @@ func (n *Node) handleSale(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	res.Receipt.Print = n.print(r.Context(), res.Receipt)
 	writeJSON(w, http.StatusCreated, res)
 }
 
@@ -69,6 +70,7 @@ func (n *Node) handleReturn(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	res.Receipt.Print = n.print(r.Context(), res.Receipt)
 	writeJSON(w, http.StatusCreated, res)
 }
 
@@ -101,5 +103,6 @@ func (n *Node) handleAisleOrder(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	res.Receipt.Print = n.print(r.Context(), res.Receipt)
 	writeJSON(w, http.StatusCreated, res)
 }

@@ -188,3 +188,90 @@ func (d *Devices) Status() DevicesStatus {
 	}
 	return st
 }
+
+// print queues rc on the store's printer, if it has one, and says what
+// became of it. The operation is done either way: a receipt that cannot
+// print does not undo a sale.
+func (n *Node) print(ctx context.Context, rc Receipt) string {
+	d := n.devices.Load()
+	if d == nil || d.printer == nil {
+		return "no printer"
+	}
+	if err := d.PrintReceipt(ctx, rc); err != nil {
+		d.log.Warn("receipt not queued", "receipt", rc.ID, "err", err)
+		return err.Error()
+	}
+	return "queued"
+}
+
+// PrintReceipt queues a sale, return or endless-aisle order receipt. The
+// job id is the receipt's kind and id, so it prints once however often it
+// is queued.
+func (d *Devices) PrintReceipt(ctx context.Context, rc Receipt) error {
+	if d.printer == nil {
+		return errors.New("no printer")
+	}
+	header := d.header
+	if rc.StoreName != "" {
+		header.Name = rc.StoreName
+	}
+	customer := rc.CustomerName
+	items := make([]devices.Item, len(rc.Lines))
+	for i, l := range rc.Lines {
+		items[i] = devices.Item{SKU: l.SKU, Description: l.Name, Qty: int(l.Qty), UnitPrice: devices.Money(l.UnitPriceCents),
+			Discount: devices.Money(l.UnitPriceCents*l.Qty - l.AmountCents)}
+		if items[i].Discount > 0 {
+			items[i].DiscountLabel = "Discount"
+		}
+	}
+	payments := make([]devices.Payment, len(rc.Tenders))
+	for i, t := range rc.Tenders {
+		payments[i] = devices.Payment{Method: tenderName(t.Kind), Detail: t.Card, Amount: devices.Money(t.AmountCents)}
+	}
+	var job devices.Job
+	var err error
+	switch rc.Kind {
+	case "return":
+		lines := make([]devices.ReturnLine, len(rc.Lines))
+		for i, l := range rc.Lines {
+			lines[i] = devices.ReturnLine{SKU: l.SKU, Description: l.Name, Qty: int(l.Qty), Amount: devices.Money(l.AmountCents)}
+		}
+		job, err = devices.ReturnReceipt{Store: header, ReturnID: rc.ID, OriginalOrderID: rc.OriginalOrderID, Time: rc.Time,
+			Clerk: rc.ClerkID, Customer: customer, Lines: lines, Refunds: payments, RefundTotal: devices.Money(rc.TotalCents),
+			Currency: "USD", Policy: rc.Policy}.Job(d.layout)
+	case "order":
+		o := devices.OrderReceipt{Store: header, OrderID: rc.ID, Time: rc.Time, Clerk: rc.ClerkID, Customer: customer, Items: items,
+			Total: devices.Money(rc.TotalCents), Currency: "USD", Payments: payments, Footer: append(rc.Notes, rc.Policy)}
+		if rc.ExpectedAt != nil {
+			o.Expected = *rc.ExpectedAt
+		}
+		if rc.Fulfilment == retail.StorePickup {
+			o.Fulfilment, o.PickupStore = devices.StorePickup, []string{rc.PickupStore}
+		} else {
+			o.Fulfilment, o.ShipTo = devices.ShipToHome, []string{rc.ShipAddress}
+		}
+		job, err = o.Job(d.layout)
+	default:
+		var adj []devices.Adjustment
+		for _, c := range rc.Coupons {
+			adj = append(adj, devices.Adjustment{Label: c.Name + " " + c.Code, Amount: -devices.Money(c.DiscountCents)})
+		}
+		job, err = devices.SaleReceipt{Store: header, OrderID: rc.ID, Time: rc.Time, Clerk: rc.ClerkID, Customer: customer,
+			Items: items, Adjustments: adj, Total: devices.Money(rc.TotalCents), Currency: "USD", Payments: payments,
+			Footer: []string{rc.Policy}}.Job(d.layout)
+	}
+	if err != nil {
+		return err
+	}
+	return d.printer.Enqueue(ctx, job)
+}
+
+func tenderName(k retail.TenderKind) string {
+	switch k {
+	case retail.TenderCard:
+		return "Card"
+	case retail.TenderCash:
+		return "Cash"
+	}
+	return string(k)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,6 +74,19 @@ func TestKioskScanSignsInAndPrintsCoupons(t *testing.T) {
 	text := vp.Receipts()[0].Text(48)
 	if !strings.Contains(text, "CPN-") || !strings.Contains(text, "$10 off") || !strings.Contains(text, "Ada") {
 		t.Errorf("the coupon slip:\n%s", text)
+	}
+
+	// A sale rung up through the API prints its receipt.
+	srv := httptest.NewServer(n.routes())
+	t.Cleanup(srv.Close)
+	code, body := call(t, srv, "POST", "/v1/sales", `{"clerk_id":"clerk-S1","customer_id":"cust-42","lines":[{"barcode":"012345678905","qty":2}],"tenders":[{"kind":"cash","amount_cents":2400}]}`)
+	if code != 201 || !strings.Contains(body, `"print":"queued"`) {
+		t.Fatalf("sale: %d %s", code, body)
+	}
+	waitUntil(t, "the sale receipt printed", func() bool { return len(vp.Receipts()) == 2 })
+	text = vp.Receipts()[1].Text(48)
+	if !strings.Contains(text, "Socks") || !strings.Contains(text, "24.00") || !strings.Contains(text, "Cash") {
+		t.Errorf("the sale receipt:\n%s", text)
 	}
 }
 

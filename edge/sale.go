@@ -91,6 +91,9 @@ type Receipt struct {
 	// further lines to print (how an order is confirmed).
 	Policy string   `json:"policy,omitempty"`
 	Notes  []string `json:"notes,omitempty"`
+	// Print says what became of printing it at this store's printer:
+	// "queued", "no printer", or why it could not be queued.
+	Print string `json:"print,omitempty"`
 }
 
 // ReceiptLine is one printed line.
