@@ -58,6 +58,7 @@ bench: build ## run the benchmarks and the 1M-customer demo generation; see docs
 	@mkdir -p $(VAR)/bench && rm -f $(VAR)/bench/region-1m.db*
 	/usr/bin/time -v $(BIN)/demodata --customers $(BENCH_DEMO_CUSTOMERS) --out $(VAR)/bench/region-1m.db 2>&1 | \
 		grep -E 'demodata|Elapsed|Maximum resident' ; ls -l $(VAR)/bench/region-1m.db
+	$(BIN)/syncbench --hub-binary $(BIN)/hub --edge-binary $(BIN)/edge --cache-dir $(VAR)/bench --bootstrap-customers $(BENCH_DEMO_CUSTOMERS)
 
 lint: deps ## gofmt, go vet, staticcheck (pinned in go.mod as a tool)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -65,7 +65,7 @@ func (b backend) OriginSeq(ctx context.Context, origin string) (uint64, error) {
 }
 
 func (b backend) Changes(ctx context.Context, from uint64, limit int) ([]replication.Change, error) {
-	return b.n.fsm.Changes(ctx, from, limit)
+	return b.n.fsm.ChangesRaw(ctx, from, limit)
 }
 
 func (b backend) HubSeq() uint64 { return b.n.fsm.HubSeq() }

@@ -337,6 +337,10 @@ func (f *FSM) OriginSeq(ctx context.Context, origin string) (uint64, error) {
 // Changes reads up to limit change-log entries with seq >= from. It
 // returns ErrCompacted when from is below the oldest retained entry.
 func (f *FSM) Changes(ctx context.Context, from uint64, limit int) ([]Change, error) {
+	return f.changes(ctx, from, limit, false)
+}
+
+func (f *FSM) changes(ctx context.Context, from uint64, limit int, raw bool) ([]Change, error) {
 	db, done := f.DB()
 	defer done()
 	if from > 1 {
@@ -359,16 +363,26 @@ func (f *FSM) Changes(ctx context.Context, from uint64, limit int) ([]Change, er
 	var out []Change
 	for rows.Next() {
 		var c Change
-		var raw []byte
-		if err := rows.Scan(&c.Seq, &c.MutationID, &c.Status, &raw); err != nil {
+		var data []byte
+		if err := rows.Scan(&c.Seq, &c.MutationID, &c.Status, &data); err != nil {
 			return nil, err
 		}
-		if err := json.Unmarshal(raw, &c.Changes); err != nil {
+		if raw {
+			out = append(out, replication.RawChange(c.Seq, c.MutationID, c.Status, data))
+			continue
+		}
+		if err := json.Unmarshal(data, &c.Changes); err != nil {
 			return nil, fmt.Errorf("change %d: %w", c.Seq, err)
 		}
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// ChangesRaw is Changes with each entry's row changes left as the JSON
+// stored in the change log, for publishing as they are.
+func (f *FSM) ChangesRaw(ctx context.Context, from uint64, limit int) ([]Change, error) {
+	return f.changes(ctx, from, limit, true)
 }
 
 // ErrCompacted: the change log no longer holds the range asked for; the

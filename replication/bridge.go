@@ -103,8 +103,8 @@ type Bridge struct {
 
 	mu       sync.Mutex
 	presence map[string]Presence
-	workers  map[string]chan Message // per-edge upload queue, leader only
-	leading  context.CancelFunc      // owned by followLeadership
+	workers  map[string]chan []byte // per-edge queue of up messages, leader only
+	leading  context.CancelFunc     // owned by followLeadership
 
 	stats  struct{ uploads, muts, gaps, published, catchups, dropped, foreign atomic.Int64 }
 	cancel context.CancelFunc
@@ -130,7 +130,7 @@ func StartBridge(ctx context.Context, cfg BridgeConfig) (*Bridge, error) {
 		cfg.HeadEvery = time.Second
 	}
 	br := &Bridge{cfg: cfg, b: cfg.Backend, topics: Topics{Region: cfg.Region}, log: cfg.Logger.With("bridge", cfg.Backend.NodeID()),
-		presence: map[string]Presence{}, workers: map[string]chan Message{}, done: make(chan struct{})}
+		presence: map[string]Presence{}, workers: map[string]chan []byte{}, done: make(chan struct{})}
 	mc := cfg.MQTT
 	mc.ClientID = "hub-" + cfg.Region + "-" + cfg.Backend.NodeID()
 	mc.Logger = br.log
@@ -258,7 +258,7 @@ func (br *Bridge) lead(ctx context.Context, epoch string) {
 			start = p.AppliedSeq
 		}
 	}
-	br.workers = map[string]chan Message{}
+	br.workers = map[string]chan []byte{}
 	br.mu.Unlock()
 	br.log.Info("leading: publishing the feed and taking uploads", "epoch", epoch, "from", start+1)
 	if err := br.conn.Subscribe(br.topics.AllUp(), func(topic string, p []byte) { br.onUp(ctx, epoch, topic, p) }); err != nil {
@@ -368,28 +368,24 @@ func (br *Bridge) sendChanges(ctx context.Context, topic string, entries []Chang
 }
 
 // onUp runs on paho's goroutine: it only routes the message to the
-// edge's worker, so one slow edge never holds up another.
+// edge's worker (which decodes it), so one slow edge never holds up
+// another and paho's single delivery goroutine stays free.
 func (br *Bridge) onUp(ctx context.Context, epoch, topic string, payload []byte) {
 	edge, ok := br.topics.EdgeOf(topic)
 	if !ok {
 		br.drop(topic, len(payload), ErrWrongTopic)
 		return
 	}
-	m, err := Decode(br.cfg.Region, ClassUp, payload)
-	if err != nil {
-		br.drop(topic, len(payload), err)
-		return
-	}
 	br.mu.Lock()
 	q, ok := br.workers[edge]
 	if !ok {
-		q = make(chan Message, 64)
+		q = make(chan []byte, 256)
 		br.workers[edge] = q
-		go br.edgeWorker(ctx, epoch, edge, q)
+		go br.edgeWorker(ctx, epoch, edge, topic, q)
 	}
 	br.mu.Unlock()
 	select {
-	case q <- m:
+	case q <- payload:
 	default:
 		// The edge is sending faster than raft commits: drop; it resends
 		// after its ack timeout.
@@ -397,13 +393,17 @@ func (br *Bridge) onUp(ctx context.Context, epoch, topic string, payload []byte)
 	}
 }
 
-func (br *Bridge) edgeWorker(ctx context.Context, epoch, edge string, q chan Message) {
+func (br *Bridge) edgeWorker(ctx context.Context, epoch, edge, topic string, q chan []byte) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case m := <-q:
-			var err error
+		case payload := <-q:
+			m, err := Decode(br.cfg.Region, ClassUp, payload)
+			if err != nil {
+				br.drop(topic, len(payload), err)
+				continue
+			}
 			switch m.Kind {
 			case KindUpload:
 				err = br.handleUpload(ctx, edge, m)

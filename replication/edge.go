@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -193,15 +194,77 @@ func (e *Edge) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-e.inbox.signal:
-			for _, m := range e.inbox.take() {
-				e.handle(ctx, m)
-			}
+			e.upload(ctx) // a sale's upload never waits behind the feed
+			e.handleAll(ctx, e.inbox.take())
 		case <-e.r.Changed():
 		case <-tick.C:
 		}
 		e.upload(ctx)
 		e.housekeeping(ctx)
 	}
+}
+
+// handleAll handles queued messages in order, applying runs of change
+// messages together: one transaction and one rebase for all of them,
+// however many arrived while the last was applied.
+func (e *Edge) handleAll(ctx context.Context, ins []inbound) {
+	var run []Message
+	flush := func() {
+		if len(run) > 0 {
+			e.onChangesRun(ctx, run)
+			run = nil
+		}
+	}
+	for _, in := range ins {
+		if in.connected {
+			flush()
+			e.handle(ctx, in)
+			continue
+		}
+		m, err := Decode(e.r.Region(), in.class, in.payload)
+		if err != nil {
+			e.stats.dropped.Add(1)
+			e.log.Warn("dropped a message", "topic", in.topic, "bytes", len(in.payload), "err", err)
+			continue
+		}
+		if m.Kind == KindChanges {
+			run = append(run, m)
+			continue
+		}
+		flush()
+		e.handleMessage(ctx, in.class, m)
+	}
+	flush()
+}
+
+// onChangesRun merges change messages (feed and catch-up answers, which
+// may overlap) into one run of consecutive entries and applies it.
+func (e *Edge) onChangesRun(ctx context.Context, ms []Message) {
+	if len(ms) == 1 {
+		e.onChanges(ctx, ms[0])
+		return
+	}
+	merged := Message{Kind: KindChanges}
+	bySeq := map[uint64]Change{}
+	for _, m := range ms {
+		merged.Head = max(merged.Head, m.Head)
+		merged.Last = merged.Last || m.Last
+		for _, c := range m.Entries {
+			bySeq[c.Seq] = c
+		}
+	}
+	seqs := make([]uint64, 0, len(bySeq))
+	for s := range bySeq {
+		seqs = append(seqs, s)
+	}
+	slices.Sort(seqs)
+	for i, s := range seqs {
+		if i > 0 && s != seqs[i-1]+1 {
+			break // past a gap: asked for again by catch-up
+		}
+		merged.Entries = append(merged.Entries, bySeq[s])
+	}
+	e.onChanges(ctx, merged)
 }
 
 func (e *Edge) handle(ctx context.Context, in inbound) {
@@ -218,11 +281,15 @@ func (e *Edge) handle(ctx context.Context, in inbound) {
 		e.log.Warn("dropped a message", "topic", in.topic, "bytes", len(in.payload), "err", err)
 		return
 	}
+	e.handleMessage(ctx, in.class, m)
+}
+
+func (e *Edge) handleMessage(ctx context.Context, class TopicClass, m Message) {
 	switch m.Kind {
 	case KindChanges:
 		e.onChanges(ctx, m)
 	case KindHead:
-		if in.class == ClassDown { // a catch-up answer: nothing past From
+		if class == ClassDown { // a catch-up answer: nothing past From
 			e.catchupAt, e.catchupFrom = time.Time{}, 0
 		}
 		e.onHead(ctx, m)

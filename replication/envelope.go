@@ -85,6 +85,36 @@ type Change struct {
 	MutationID string             `json:"mutation_id"`
 	Status     retail.Status      `json:"status"`
 	Changes    []retail.RowChange `json:"changes"`
+	// raw is Changes as the hub stored it: published as is, without
+	// decoding and encoding every row again (see RawChange).
+	raw json.RawMessage
+}
+
+// RawChange is a change-log entry whose row changes are already JSON (the
+// hub's change log): it marshals with them verbatim.
+func RawChange(seq uint64, mutationID string, status retail.Status, changes json.RawMessage) Change {
+	return Change{Seq: seq, MutationID: mutationID, Status: status, raw: changes}
+}
+
+// MarshalJSON writes the raw row changes when there are any.
+func (c Change) MarshalJSON() ([]byte, error) {
+	type plain Change
+	if c.raw == nil {
+		return json.Marshal(plain(c))
+	}
+	head, err := json.Marshal(struct {
+		Seq        uint64        `json:"seq"`
+		MutationID string        `json:"mutation_id"`
+		Status     retail.Status `json:"status"`
+	}{c.Seq, c.MutationID, c.Status})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(head)+len(c.raw)+16)
+	out = append(out, head[:len(head)-1]...)
+	out = append(out, `,"changes":`...)
+	out = append(out, c.raw...)
+	return append(out, '}'), nil
 }
 
 // Presence is an edge's retained status. The broker publishes the edge's

@@ -51,8 +51,9 @@ type Options struct {
 // (SetMaxOpenConns) below two.
 type DB struct {
 	*sql.DB
-	path string
-	w    writer
+	path       string
+	durability Durability
+	w          writer
 }
 
 // Path is the file the database lives in.
@@ -95,7 +96,7 @@ func openAt(ctx context.Context, path string, opts Options, version int) (*DB, e
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	db := &DB{DB: sqldb, path: path, w: writer{tok: make(chan struct{}, 1)}}
+	db := &DB{DB: sqldb, path: path, durability: opts.Durability, w: writer{tok: make(chan struct{}, 1)}}
 	if err := db.PingContext(ctx); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -431,12 +432,52 @@ type Tx struct {
 	// writes that take microseconds.
 	bg   context.Context
 	done bool
+	// relaxed: the connection runs synchronous=NORMAL for this
+	// transaction; FULL is set back when it ends.
+	relaxed bool
 }
 
 // Begin starts a write transaction.
 func (db *DB) Begin(ctx context.Context) (*Tx, error) {
+	return db.begin(ctx, false)
+}
+
+// BeginRelaxed starts a write transaction whose commit does not wait for
+// an fsync (synchronous=NORMAL for this one commit), on a database opened
+// with DurabilityFull. For writes that can be redone after a power cut
+// (an edge applying the hub's change feed, which it fetches again from
+// the sequence it last recorded): a later ordinary commit fsyncs the WAL,
+// these frames included, so a local sale committed after it is as durable
+// as ever. On a DurabilityNormal database it is Begin.
+func (db *DB) BeginRelaxed(ctx context.Context) (*Tx, error) {
+	return db.begin(ctx, db.durability == DurabilityFull)
+}
+
+// UpdateRelaxed is Update in a BeginRelaxed transaction.
+func (db *DB) UpdateRelaxed(ctx context.Context, fn func(*Tx) error) error {
+	tx, err := db.BeginRelaxed(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (db *DB) begin(ctx context.Context, relaxed bool) (*Tx, error) {
 	if err := db.w.acquire(ctx, db.DB); err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
+	}
+	if relaxed {
+		if _, err := db.w.conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = NORMAL"); err != nil {
+			db.w.release(true)
+			return nil, fmt.Errorf("begin: %w", err)
+		}
 	}
 	bg := context.WithoutCancel(ctx)
 	tx, err := db.w.conn.BeginTx(bg, nil)
@@ -452,7 +493,7 @@ func (db *DB) Begin(ctx context.Context) (*Tx, error) {
 		db.w.release(true)
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return &Tx{db: db, tx: tx, ctx: ctx, bg: bg}, nil
+	return &Tx{db: db, tx: tx, ctx: ctx, bg: bg, relaxed: relaxed}, nil
 }
 
 // Commit commits the transaction. If Begin's context has ended it rolls
@@ -463,12 +504,22 @@ func (t *Tx) Commit() error {
 	}
 	t.done = true
 	if err := t.ctx.Err(); err != nil {
-		t.db.w.release(t.tx.Rollback() == nil)
+		ok := t.tx.Rollback() == nil
+		t.restore()
+		t.db.w.release(ok)
 		return err
 	}
 	err := t.tx.Commit()
+	t.restore()
 	t.db.w.release(err == nil)
 	return err
+}
+
+// restore sets the connection back to FULL after a relaxed transaction.
+func (t *Tx) restore() {
+	if t.relaxed {
+		t.db.w.conn.ExecContext(t.bg, "PRAGMA synchronous = FULL")
+	}
 }
 
 // Rollback abandons the transaction; after Commit it is a no-op.
@@ -478,6 +529,7 @@ func (t *Tx) Rollback() error {
 	}
 	t.done = true
 	err := t.tx.Rollback()
+	t.restore()
 	t.db.w.release(err == nil)
 	return err
 }

@@ -212,3 +212,45 @@ func TestPIN(t *testing.T) {
 		}
 	}
 }
+
+// A relaxed transaction runs with synchronous=NORMAL, and the connection
+// is back at FULL for the next one.
+func TestBeginRelaxed(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpen(t)
+	sync := func(tx *Tx) int {
+		var v int
+		if err := tx.SQL().QueryRowContext(ctx, "PRAGMA synchronous").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, commit := range []bool{true, false} {
+		tx, err := db.BeginRelaxed(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := sync(tx); v != 1 {
+			t.Fatalf("relaxed transaction: synchronous=%d, want 1 (NORMAL)", v)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO settings (key, value) VALUES (?, 'x') ON CONFLICT DO NOTHING", "k"); err != nil {
+			t.Fatal(err)
+		}
+		if commit {
+			err = tx.Commit()
+		} else {
+			err = tx.Rollback()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err = db.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := sync(tx); v != 2 {
+			t.Fatalf("after a relaxed transaction: synchronous=%d, want 2 (FULL)", v)
+		}
+		tx.Rollback()
+	}
+}

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // tableDef names a table's columns in schema order and its primary key. It
@@ -121,27 +123,53 @@ func (c *RowChange) UnmarshalJSON(b []byte) error {
 	}
 	vals := make([]any, len(raw.Vals))
 	for i, rv := range raw.Vals {
-		dec := json.NewDecoder(bytes.NewReader(rv))
-		dec.UseNumber()
-		var v any
-		if err := dec.Decode(&v); err != nil {
+		v, err := decodeValue(rv)
+		if err != nil {
 			return fmt.Errorf("row change %s value %d: %w", raw.Table, i, err)
 		}
-		switch x := v.(type) {
-		case json.Number:
-			n, err := x.Int64()
-			if err != nil {
-				return fmt.Errorf("row change %s value %d: %q is not an integer", raw.Table, i, x)
-			}
-			vals[i] = n
-		case string, nil:
-			vals[i] = x
-		default:
-			return fmt.Errorf("row change %s value %d: unsupported JSON %s", raw.Table, i, rv)
-		}
+		vals[i] = v
 	}
 	*c = RowChange{Table: raw.Table, Op: raw.Op, Cols: raw.Cols, Vals: vals}
 	return nil
+}
+
+// decodeValue reads one column value: null, an integer, or a string. It
+// is on the path of every row an edge catches up on, so the common forms
+// are parsed directly rather than through a json.Decoder each.
+func decodeValue(rv json.RawMessage) (any, error) {
+	rv = bytes.TrimSpace(rv)
+	if len(rv) == 0 {
+		return nil, fmt.Errorf("empty value")
+	}
+	switch c := rv[0]; {
+	case c == 'n' && string(rv) == "null":
+		return nil, nil
+	case c == '"':
+		if len(rv) >= 2 && rv[len(rv)-1] == '"' && bytes.IndexByte(rv[1:len(rv)-1], '\\') < 0 && !hasControl(rv) && utf8.Valid(rv) {
+			return string(rv[1 : len(rv)-1]), nil
+		}
+		var s string
+		if err := json.Unmarshal(rv, &s); err != nil {
+			return nil, err
+		}
+		return s, nil
+	case c == '-' || (c >= '0' && c <= '9'):
+		n, err := strconv.ParseInt(string(rv), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s is not an integer", rv)
+		}
+		return n, nil
+	}
+	return nil, fmt.Errorf("unsupported JSON %s", rv)
+}
+
+func hasControl(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 // ApplyChanges writes row changes made by Apply on another node (the hub's

@@ -14,7 +14,8 @@ import (
 // an earlier customer without a list of customers, and the same config
 // gives the same ids.
 
-func customerID(i int) string  { return fmt.Sprintf("cust-%07d", i+1) }
+func customerID(i int) string { return fmt.Sprintf("cust-%07d", i+1) }
+
 // loyaltyCard is a card number as the scanners read it (devices.Classify):
 // "LC", 9 digits of account, a Luhn check digit.
 func loyaltyCard(i int) string {
@@ -36,8 +37,8 @@ func luhn(digits string) byte {
 	}
 	return byte('0' + (10-sum%10)%10)
 }
-func productSKU(i int) string  { return fmt.Sprintf("SKU-%05d", i+1) }
-func storeID(i int) string     { return fmt.Sprintf("S%02d", i+1) }
+func productSKU(i int) string { return fmt.Sprintf("SKU-%05d", i+1) }
+func storeID(i int) string    { return fmt.Sprintf("S%02d", i+1) }
 func clerkID(loc string, n int) string {
 	return fmt.Sprintf("clerk-%s-%02d", loc, n)
 }
