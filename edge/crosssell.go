@@ -70,8 +70,9 @@ var sourceRank = map[string]int{srcWish: 0, srcComplement: 1, srcCoPurchase: 2}
 //
 //   - her wish list, then the complements of the basket's products, then
 //     what other shoppers bought with them (co-purchases, sampled as in
-//     Customer360); whatever this store has in stock comes first, and
-//     nothing already in the basket is suggested;
+//     Customer360, for the coPurchaseSKUs lines of the most value);
+//     whatever this store has in stock comes first, and nothing already
+//     in the basket is suggested;
 //   - at most crossSellUsual suggestions, or crossSellMore when the
 //     basket (at today's prices) is below her average order
 //     (BelowAverage);
@@ -204,7 +205,17 @@ func (s *Store) CrossSell(ctx context.Context, customerID string, basket []Baske
 		if customerID != "" {
 			mine = &h
 		}
-		co, note, err := coPurchases(ctx, q, mine, with, exclude, s.id, crossSellMore)
+		// The sample is per product: for a big basket, its coPurchaseSKUs
+		// lines of the most value.
+		coWith := with
+		if !fromHistory && len(with) > coPurchaseSKUs {
+			coWith = append([]string(nil), with...)
+			sort.SliceStable(coWith, func(i, j int) bool {
+				return qty[coWith[i]]*inBasket[coWith[i]].price > qty[coWith[j]]*inBasket[coWith[j]].price
+			})
+			coWith = coWith[:coPurchaseSKUs]
+		}
+		co, note, err := coPurchases(ctx, q, mine, coWith, exclude, s.id, crossSellMore)
 		if err != nil {
 			return err
 		}

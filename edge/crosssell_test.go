@@ -78,6 +78,13 @@ func TestCrossSell(t *testing.T) {
 			},
 			basketC: 16000,
 		},
+		{
+			// Socks alone bring the hat (bought with socks by 2 of 3), but
+			// a basket of more than 3 products samples the 3 of most value
+			// and the socks are the cheapest.
+			name: "a big basket, anonymous", basket: []BasketLine{{"SKU-LAST", 1}, {"SKU-TEE", 1}, {"SKU-BAG", 1}, {"SKU-2", 1}},
+			basketC: 24700,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := s.CrossSell(ctx, tc.customer, tc.basket)
