@@ -65,8 +65,13 @@ type Edge struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	// sent: outbox seq → when last published; the uploader goroutine and
+	// run (acks, reconnects, new epochs) share it under sentMu.
+	sentMu sync.Mutex
+	sent   map[uint64]time.Time
+	kick   chan struct{} // wakes the uploader
+
 	// owned by run
-	sent        map[uint64]time.Time // outbox seq → when last published
 	epoch       string
 	head        uint64 // latest hub sequence heard of
 	prevHead    uint64 // head heard at the heartbeat before
@@ -128,7 +133,7 @@ func StartEdge(ctx context.Context, cfg EdgeConfig) (*Edge, error) {
 	}
 	r := cfg.Replica
 	e := &Edge{cfg: cfg, r: r, topics: Topics{Region: r.Region()}, log: cfg.Logger.With("edge", r.Edge()),
-		inbox: inbox{signal: make(chan struct{}, 1)}, done: make(chan struct{}), sent: map[uint64]time.Time{}}
+		inbox: inbox{signal: make(chan struct{}, 1)}, done: make(chan struct{}), sent: map[uint64]time.Time{}, kick: make(chan struct{}, 1)}
 	will, err := Encode(Message{Kind: KindPresence, Region: r.Region(), Presence: &Presence{Edge: r.Edge(), Online: false}})
 	if err != nil {
 		return nil, err
@@ -185,8 +190,45 @@ func (e *Edge) fail(what string, err error) {
 	e.log.Warn(what, "err", err)
 }
 
+// resendAll forgets what was sent, so the uploader sends everything
+// unacknowledged again now.
+func (e *Edge) resendAll() {
+	e.sentMu.Lock()
+	clear(e.sent)
+	e.sentMu.Unlock()
+	e.wakeUploader()
+}
+
+func (e *Edge) wakeUploader() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// uploadLoop publishes the outbox: at once when a mutation is written,
+// and what is overdue every 250 ms. It runs apart from run, so a sale's
+// upload never waits while the replica applies the feed.
+func (e *Edge) uploadLoop(ctx context.Context) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.r.Changed():
+		case <-e.kick:
+		case <-tick.C:
+		}
+		e.upload(ctx)
+	}
+}
+
 func (e *Edge) run(ctx context.Context) {
 	defer close(e.done)
+	up := make(chan struct{})
+	go func() { defer close(up); e.uploadLoop(ctx) }()
+	defer func() { <-up }()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -194,12 +236,9 @@ func (e *Edge) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-e.inbox.signal:
-			e.upload(ctx) // a sale's upload never waits behind the feed
 			e.handleAll(ctx, e.inbox.take())
-		case <-e.r.Changed():
 		case <-tick.C:
 		}
-		e.upload(ctx)
 		e.housekeeping(ctx)
 	}
 }
@@ -269,7 +308,7 @@ func (e *Edge) onChangesRun(ctx context.Context, ms []Message) {
 
 func (e *Edge) handle(ctx context.Context, in inbound) {
 	if in.connected {
-		clear(e.sent) // resend everything unacknowledged
+		e.resendAll() // resend everything unacknowledged
 		e.catchupAt = time.Time{}
 		e.publishPresence(ctx, true)
 		e.requestCatchup(ctx, true)
@@ -338,7 +377,7 @@ func (e *Edge) onHead(ctx context.Context, m Message) {
 			e.log.Info("the feed has a new publisher; resending what is unacknowledged", "epoch", m.Epoch)
 		}
 		e.epoch = m.Epoch
-		clear(e.sent)
+		e.resendAll()
 	}
 	e.head = max(e.head, m.Head)
 	applied, err := e.r.AppliedSeq(ctx)
@@ -370,11 +409,14 @@ func (e *Edge) onAck(ctx context.Context, m Message) {
 	}
 	if m.Expect > 0 {
 		// An earlier upload was lost: send again from what the hub expects.
+		e.sentMu.Lock()
 		for seq := range e.sent {
 			if seq >= m.Expect {
 				delete(e.sent, seq)
 			}
 		}
+		e.sentMu.Unlock()
+		e.wakeUploader()
 	}
 }
 
@@ -471,18 +513,23 @@ func (e *Edge) upload(ctx context.Context) {
 			}
 			return false
 		}
+		e.sentMu.Lock()
 		for _, s := range seqs {
 			if _, again := e.sent[s]; again {
 				e.stats.resent.Add(1)
 			}
 			e.sent[s] = now
 		}
+		e.sentMu.Unlock()
 		e.stats.uploaded.Add(int64(len(batch)))
 		batch, seqs, size = nil, nil, 0
 		return true
 	}
 	for _, p := range ps {
-		if at, ok := e.sent[p.Seq]; ok && now.Sub(at) < e.cfg.AckTimeout {
+		e.sentMu.Lock()
+		at, ok := e.sent[p.Seq]
+		e.sentMu.Unlock()
+		if ok && now.Sub(at) < e.cfg.AckTimeout {
 			continue
 		}
 		if len(batch) == e.cfg.UploadBatch || size+len(p.Raw) > MaxPayload-4096 {
@@ -496,6 +543,8 @@ func (e *Edge) upload(ctx context.Context) {
 	}
 	flush()
 	// forget acknowledged entries
+	e.sentMu.Lock()
+	defer e.sentMu.Unlock()
 	if len(e.sent) > 4*e.cfg.UploadBatch {
 		keep := map[uint64]bool{}
 		for _, p := range ps {
