@@ -129,7 +129,6 @@ type writer struct {
 	done  chan struct{}
 	mu    sync.Mutex
 	acked []string
-	n     int
 }
 
 func startWriter(e *edgeProc, store string, every time.Duration) *writer {
