@@ -455,18 +455,7 @@ func (db *DB) BeginRelaxed(ctx context.Context) (*Tx, error) {
 
 // UpdateRelaxed is Update in a BeginRelaxed transaction.
 func (db *DB) UpdateRelaxed(ctx context.Context, fn func(*Tx) error) error {
-	tx, err := db.BeginRelaxed(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return db.update(ctx, db.BeginRelaxed, fn)
 }
 
 func (db *DB) begin(ctx context.Context, relaxed bool) (*Tx, error) {
@@ -548,7 +537,11 @@ func (t *Tx) SQL() *sql.Tx { return t.tx }
 
 // Update runs fn in a write transaction and commits it if fn returns nil.
 func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
-	tx, err := db.Begin(ctx)
+	return db.update(ctx, db.Begin, fn)
+}
+
+func (db *DB) update(ctx context.Context, begin func(context.Context) (*Tx, error), fn func(*Tx) error) error {
+	tx, err := begin(ctx)
 	if err != nil {
 		return err
 	}

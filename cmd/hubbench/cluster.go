@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/endcap/endcap/internal/procstat"
 	"io"
 	"net"
 	"net/http"
@@ -117,7 +118,7 @@ func (p *proc) start(ctx context.Context, binary string, bootstrap bool) error {
 	}
 	args = append(args, p.args...)
 	cmd := exec.Command(binary, args...)
-	cmd.SysProcAttr = childAttr()
+	cmd.SysProcAttr = procstat.ChildAttr()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/endcap/endcap/internal/procstat"
 	"io"
 	"net/http"
 	"os"
@@ -229,14 +230,14 @@ func (b *bench) load(ctx context.Context, c *cluster, leader *proc, r *region, r
 func cpuTimes(c *cluster) ([]time.Duration, bool) {
 	var out []time.Duration
 	for _, p := range c.nodes {
-		d, ok := cpuTime(p.pid())
+		d, ok := procstat.CPUTime(p.pid())
 		if !ok {
 			return nil, false
 		}
 		out = append(out, d)
 	}
-	d, ok := cpuTime(0)
-	busy, steal, ok2 := machineCPU()
+	d, ok := procstat.CPUTime(0)
+	busy, steal, ok2 := procstat.MachineCPU()
 	return append(out, d, busy, steal), ok && ok2
 }
 

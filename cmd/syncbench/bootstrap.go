@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/endcap/endcap/internal/procstat"
 	"io"
 	"io/fs"
 	"net/http"
@@ -131,7 +132,7 @@ func (b *bench) bootstrap(ctx context.Context) error {
 	})
 	follow := time.Since(t0)
 	pid := p.pid()
-	_, hwm, hwmOK := memory(pid)
+	_, hwm, hwmOK := procstat.Memory(pid)
 	close(memStop)
 	<-memDone
 	cpuLine := meter.stop()
@@ -226,7 +227,7 @@ type memWatch struct {
 }
 
 func (w *memWatch) sample(pid int, started time.Time) {
-	if rss, _, ok := memory(pid); ok && rss > w.peak {
+	if rss, _, ok := procstat.Memory(pid); ok && rss > w.peak {
 		w.peak, w.peakAt = rss, time.Since(started)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/endcap/endcap/internal/procstat"
 	"io"
 	"net"
 	"net/http"
@@ -314,7 +315,7 @@ func (b *bench) printf(format string, args ...any) {
 
 func (b *bench) header() {
 	b.printf("# syncbench: %s, %d CPUs (%s), GOMAXPROCS %d, %s; load average at start %s", cpuModel(), runtime.NumCPU(),
-		runtime.GOOS+"/"+runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.Version(), loadAverage())
+		runtime.GOOS+"/"+runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.Version(), procstat.LoadAverage())
 	b.printf("# hub %s, edge %s; hubs, edges, broker and syncbench share this machine", b.cfg.hubBinary, b.cfg.edgeBinary)
 }
 
@@ -377,7 +378,7 @@ func (b *bench) clusterEnv(ctx context.Context) (*env, error) {
 // report prints the table of figures.
 func (b *bench) report() {
 	b.printf("")
-	b.printf("## results (load average at end %s)", loadAverage())
+	b.printf("## results (load average at end %s)", procstat.LoadAverage())
 	tw := tabwriter.NewWriter(b.out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tfigure\tmeasured\ttarget\tresult")
 	for _, f := range b.figures {

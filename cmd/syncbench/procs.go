@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/endcap/endcap/internal/procstat"
 	"io"
 	"net"
 	"os"
@@ -55,7 +56,7 @@ type proc struct {
 // start runs the process and waits up to timeout for its ready line.
 func (p *proc) start(ctx context.Context, timeout time.Duration) error {
 	cmd := exec.Command(p.bin, p.args...)
-	cmd.SysProcAttr = childAttr()
+	cmd.SysProcAttr = procstat.ChildAttr()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/endcap/endcap/internal/procstat"
 	"slices"
 	"sort"
 	"strings"
@@ -108,9 +109,9 @@ type cpuMeter struct {
 func startCPU(pids map[string]int) *cpuMeter {
 	m := &cpuMeter{t0: time.Now(), pids: pids, start: map[string]time.Duration{}}
 	for name, pid := range pids {
-		m.start[name], _ = cpuTime(pid)
+		m.start[name], _ = procstat.CPUTime(pid)
 	}
-	m.busy0, m.steal0, m.ok = machineCPU()
+	m.busy0, m.steal0, m.ok = procstat.MachineCPU()
 	return m
 }
 
@@ -121,7 +122,7 @@ func (m *cpuMeter) stop() string {
 	if !m.ok || wall <= 0 {
 		return "CPU: not measured"
 	}
-	busy, steal, ok := machineCPU()
+	busy, steal, ok := procstat.MachineCPU()
 	if !ok {
 		return "CPU: not measured"
 	}
@@ -134,7 +135,7 @@ func (m *cpuMeter) stop() string {
 	var parts []string
 	var ours time.Duration
 	for _, n := range names {
-		t, ok := cpuTime(m.pids[n])
+		t, ok := procstat.CPUTime(m.pids[n])
 		if !ok {
 			parts = append(parts, n+" ?")
 			continue
@@ -145,5 +146,5 @@ func (m *cpuMeter) stop() string {
 	}
 	others := busy - m.busy0 - ours
 	return fmt.Sprintf("CPU (%% of one core, over %s): %s; all other processes %.0f%%; steal %.0f%%; load average %s",
-		secs(wall), strings.Join(parts, ", "), max(pct(others), 0), pct(steal-m.steal0), loadAverage())
+		secs(wall), strings.Join(parts, ", "), max(pct(others), 0), pct(steal-m.steal0), procstat.LoadAverage())
 }

@@ -1,4 +1,7 @@
-package main
+// Package procstat reads what the load generators report of the processes
+// they run: CPU time, memory, machine load; and makes children die with
+// their parent.
+package procstat
 
 import (
 	"bufio"
@@ -9,15 +12,15 @@ import (
 	"time"
 )
 
-// childAttr makes the kernel kill a child process if this program dies
+// ChildAttr makes the kernel kill a child process if this program dies
 // without cleaning up (SIGKILL, a panic in a goroutine).
-func childAttr() *syscall.SysProcAttr {
+func ChildAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
 
-// cpuTime is the user+system CPU time a process has used; pid 0 is this
+// CPUTime is the user+system CPU time a process has used; pid 0 is this
 // process. ok is false when it cannot be read.
-func cpuTime(pid int) (d time.Duration, ok bool) {
+func CPUTime(pid int) (d time.Duration, ok bool) {
 	name := "/proc/self/stat"
 	if pid != 0 {
 		name = "/proc/" + strconv.Itoa(pid) + "/stat"
@@ -46,10 +49,10 @@ func cpuTime(pid int) (d time.Duration, ok bool) {
 	return time.Duration(u+k) * (time.Second / 100), true
 }
 
-// machineCPU is the CPU time the whole machine has spent busy (user,
+// MachineCPU is the CPU time the whole machine has spent busy (user,
 // nice, system, irq, softirq) and the time the hypervisor stole, summed
 // over its CPUs.
-func machineCPU() (busy, steal time.Duration, ok bool) {
+func MachineCPU() (busy, steal time.Duration, ok bool) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0, 0, false
@@ -69,10 +72,10 @@ func machineCPU() (busy, steal time.Duration, ok bool) {
 	return time.Duration(v[0]+v[1]+v[2]+v[5]+v[6]) * tick, time.Duration(v[7]) * tick, true
 }
 
-// memory reads a process's resident set now (VmRSS) and its peak
+// Memory reads a process's resident set now (VmRSS) and its peak
 // (VmHWM, the high-water mark the kernel keeps), in bytes; pid 0 is this
 // process.
-func memory(pid int) (rss, hwm int64, ok bool) {
+func Memory(pid int) (rss, hwm int64, ok bool) {
 	name := "/proc/self/status"
 	if pid != 0 {
 		name = "/proc/" + strconv.Itoa(pid) + "/status"
@@ -107,8 +110,8 @@ func memory(pid int) (rss, hwm int64, ok bool) {
 	return rss, hwm, n == 2
 }
 
-// loadAverage is /proc/loadavg's 1, 5 and 15 minute load averages.
-func loadAverage() string {
+// LoadAverage is /proc/loadavg's 1, 5 and 15 minute load averages.
+func LoadAverage() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
 		return "?"
