@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math"
@@ -13,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/endcap/endcap/retail"
@@ -467,23 +467,65 @@ type querier interface {
 // the replica's writer (WAL).
 func (s *Store) snapshot(ctx context.Context, fn func(q querier) error) error {
 	return s.query(func(db *retail.DB) error {
-		conn, err := db.Conn(ctx)
+		// A read-only transaction begins deferred: it takes no lock until
+		// the first read, and never the write lock.
+		tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 		if err != nil {
 			return err
 		}
-		defer conn.Close()
-		// A plain BEGIN is deferred: it takes no lock until the first read.
-		if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
-			return err
-		}
-		defer func() {
-			if _, err := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); err != nil {
-				// Never hand a connection inside a transaction back to the pool.
-				conn.Raw(func(any) error { return driver.ErrBadConn })
-			}
-		}()
-		return fn(conn)
+		defer tx.Rollback()
+		return fn(stmtQuerier{s: s, db: db, tx: tx})
 	})
+}
+
+// stmtQuerier runs queries in a read transaction through statements the
+// store prepared once: a customer 360 makes 17 queries, and preparing
+// them every time took two thirds of a small customer's call.
+type stmtQuerier struct {
+	s  *Store
+	db *retail.DB
+	tx *sql.Tx
+}
+
+func (q stmtQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := q.s.stmts.get(ctx, q.db, query)
+	if err != nil {
+		return nil, err
+	}
+	return q.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+}
+
+func (q stmtQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := q.s.stmts.get(ctx, q.db, query)
+	if err != nil {
+		return q.tx.QueryRowContext(ctx, query, args...) // reports the error
+	}
+	return q.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+}
+
+// stmtCache holds the store's read statements, prepared on the replica's
+// database; a bootstrap's new database starts a new cache.
+type stmtCache struct {
+	mu    sync.Mutex
+	db    *retail.DB
+	stmts map[string]*sql.Stmt
+}
+
+func (c *stmtCache) get(ctx context.Context, db *retail.DB, query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.db != db {
+		c.db, c.stmts = db, map[string]*sql.Stmt{} // the old ones closed with their database
+	}
+	if st, ok := c.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.stmts[query] = st
+	return st, nil
 }
 
 // each runs query and calls fn for every row.

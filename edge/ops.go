@@ -25,6 +25,7 @@ type Store struct {
 	coupons couponSigner
 	wallet  WalletPublisher
 	pins    *pinGuard
+	stmts   stmtCache // read statements of the customer 360 and cross-sell
 }
 
 // WalletPublisher delivers a shopper's coupons to her phone's wallet topic.
