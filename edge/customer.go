@@ -467,65 +467,114 @@ type querier interface {
 // the replica's writer (WAL).
 func (s *Store) snapshot(ctx context.Context, fn func(q querier) error) error {
 	return s.query(func(db *retail.DB) error {
-		// A read-only transaction begins deferred: it takes no lock until
-		// the first read, and never the write lock.
-		tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		rc, err := s.readers.take(ctx, db)
 		if err != nil {
 			return err
 		}
-		defer tx.Rollback()
-		return fn(stmtQuerier{s: s, db: db, tx: tx})
+		// A plain BEGIN is deferred: it takes no lock until the first
+		// read, and never the write lock.
+		if _, err := rc.conn.ExecContext(ctx, "BEGIN"); err != nil {
+			rc.close()
+			return err
+		}
+		err = fn(rc)
+		if _, rerr := rc.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+			rc.close() // never reuse a connection inside a transaction
+			return err
+		}
+		s.readers.give(rc)
+		return err
 	})
 }
 
-// stmtQuerier runs queries in a read transaction through statements the
-// store prepared once: a customer 360 makes 17 queries, and preparing
-// them every time took two thirds of a small customer's call.
-type stmtQuerier struct {
-	s  *Store
-	db *retail.DB
-	tx *sql.Tx
-}
-
-func (q stmtQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	st, err := q.s.stmts.get(ctx, q.db, query)
-	if err != nil {
-		return nil, err
-	}
-	return q.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
-}
-
-func (q stmtQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	st, err := q.s.stmts.get(ctx, q.db, query)
-	if err != nil {
-		return q.tx.QueryRowContext(ctx, query, args...) // reports the error
-	}
-	return q.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
-}
-
-// stmtCache holds the store's read statements, prepared on the replica's
-// database; a bootstrap's new database starts a new cache.
-type stmtCache struct {
-	mu    sync.Mutex
+// readConn is a connection the store keeps for its reads, with the
+// statements prepared on it: a customer 360 makes 17 queries, and
+// preparing them every time took two thirds of a small customer's call.
+type readConn struct {
 	db    *retail.DB
+	conn  *sql.Conn
 	stmts map[string]*sql.Stmt
 }
 
-func (c *stmtCache) get(ctx context.Context, db *retail.DB, query string) (*sql.Stmt, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.db != db {
-		c.db, c.stmts = db, map[string]*sql.Stmt{} // the old ones closed with their database
-	}
-	if st, ok := c.stmts[query]; ok {
+func (rc *readConn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := rc.stmts[query]; ok {
 		return st, nil
 	}
-	st, err := db.PrepareContext(ctx, query)
+	st, err := rc.conn.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	c.stmts[query] = st
+	rc.stmts[query] = st
 	return st, nil
+}
+
+func (rc *readConn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := rc.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (rc *readConn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := rc.stmt(ctx, query)
+	if err != nil {
+		return rc.conn.QueryRowContext(ctx, query, args...) // reports the error
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (rc *readConn) close() {
+	for _, st := range rc.stmts {
+		st.Close()
+	}
+	rc.conn.Close()
+}
+
+// readPool keeps up to 4 idle read connections of the replica's current
+// database (a bootstrap's new database starts afresh).
+type readPool struct {
+	mu   sync.Mutex
+	idle []*readConn
+}
+
+func (p *readPool) take(ctx context.Context, db *retail.DB) (*readConn, error) {
+	p.mu.Lock()
+	for len(p.idle) > 0 {
+		rc := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		if rc.db == db {
+			p.mu.Unlock()
+			return rc, nil
+		}
+		rc.close()
+	}
+	p.mu.Unlock()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &readConn{db: db, conn: conn, stmts: map[string]*sql.Stmt{}}, nil
+}
+
+// closeAll closes the idle connections (before the database closes).
+func (p *readPool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, rc := range p.idle {
+		rc.close()
+	}
+	p.idle = nil
+}
+
+func (p *readPool) give(rc *readConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.idle) < 4 {
+		p.idle = append(p.idle, rc)
+		return
+	}
+	rc.close()
 }
 
 // each runs query and calls fn for every row.

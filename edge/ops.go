@@ -25,7 +25,7 @@ type Store struct {
 	coupons couponSigner
 	wallet  WalletPublisher
 	pins    *pinGuard
-	stmts   stmtCache // read statements of the customer 360 and cross-sell
+	readers readPool // connections for the customer 360 and cross-sell reads
 }
 
 // WalletPublisher delivers a shopper's coupons to her phone's wallet topic.
@@ -68,9 +68,11 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 	if cfg.PINLockout == 0 {
 		cfg.PINLockout = 15 * time.Minute
 	}
-	return &Store{id: cfg.StoreID, replica: cfg.Replica, now: cfg.Now, log: cfg.Logger,
+	s := &Store{id: cfg.StoreID, replica: cfg.Replica, now: cfg.Now, log: cfg.Logger,
 		coupons: couponSigner{key: cfg.CouponKey}, wallet: cfg.Wallet,
-		pins: &pinGuard{attempts: cfg.PINAttempts, lockout: cfg.PINLockout, state: map[string]*pinState{}}}, nil
+		pins: &pinGuard{attempts: cfg.PINAttempts, lockout: cfg.PINLockout, state: map[string]*pinState{}}}
+	cfg.Replica.OnRelease(s.readers.closeAll)
+	return s, nil
 }
 
 // ID is the store's id.

@@ -100,6 +100,7 @@ func (r *Replica) Bootstrap(ctx context.Context, snapPath string, meta SnapshotM
 		os.Remove(snapPath)
 		return fmt.Errorf("bootstrap: %w", err)
 	}
+	r.release()
 	if err := old.Close(); err != nil {
 		return fmt.Errorf("bootstrap: close old replica: %w", err)
 	}

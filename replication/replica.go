@@ -118,6 +118,24 @@ type Replica struct {
 	db *retail.DB
 
 	changed chan struct{} // a new pending mutation (buffered, 1)
+
+	releasers []func() // close what holds the database open; see OnRelease
+}
+
+// OnRelease registers fn to be called before the replica's database is
+// closed (Close, and Bootstrap's swap): users that keep connections of
+// their own (prepared statements) close them there, so no connection to
+// the old file outlives it.
+func (r *Replica) OnRelease(fn func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.releasers = append(r.releasers, fn)
+}
+
+func (r *Replica) release() {
+	for _, fn := range r.releasers {
+		fn()
+	}
 }
 
 // ErrGap: feed entries do not follow the applied sequence; ask for the
@@ -191,6 +209,7 @@ func (r *Replica) open(ctx context.Context, path string) (*retail.DB, error) {
 func (r *Replica) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.release()
 	return r.db.Close()
 }
 
