@@ -173,23 +173,27 @@ func Decode(region string, c TopicClass, payload []byte) (Message, error) {
 	if len(payload) > MaxPayload {
 		return Message{}, fmt.Errorf("%w: %d bytes (max %d)", ErrTooLarge, len(payload), MaxPayload)
 	}
-	var head struct {
-		V json.RawMessage `json:"v"`
-	}
-	if err := json.Unmarshal(payload, &head); err != nil {
-		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if string(head.V) != "1" {
-		return Message{}, fmt.Errorf("%w: v=%s", ErrUnknownVersion, orNone(head.V))
-	}
+	// One pass over the message: the version is checked on the decoded
+	// value; only a message that does not decode is looked at again, to
+	// tell an unknown version from a malformed message.
 	var m Message
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	err := dec.Decode(&m)
+	if err == nil && dec.More() {
+		err = errors.New("data after the message")
 	}
-	if dec.More() {
-		return Message{}, fmt.Errorf("%w: data after the message", ErrMalformed)
+	if err != nil || m.V != ProtocolVersion {
+		var head struct {
+			V json.RawMessage `json:"v"`
+		}
+		if herr := json.Unmarshal(payload, &head); herr != nil {
+			return Message{}, fmt.Errorf("%w: %v", ErrMalformed, herr)
+		}
+		if string(head.V) != "1" {
+			return Message{}, fmt.Errorf("%w: v=%s", ErrUnknownVersion, orNone(head.V))
+		}
+		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if m.Region != region {
 		return Message{}, fmt.Errorf("%w: region %q, want %q", ErrMalformed, m.Region, region)
