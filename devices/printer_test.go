@@ -369,3 +369,23 @@ func TestQueueSurvivesRestart(t *testing.T) {
 		t.Error("receipts after restart differ or are out of order")
 	}
 }
+
+// An id too long for a Code128 barcode on the paper (a UUID at the
+// narrowest module would run off an 80 mm roll) prints as a QR code.
+func TestBarcodeFitsThePaper(t *testing.T) {
+	for _, tc := range []struct {
+		id     string
+		symbol []byte
+	}{
+		{"S7-000123", []byte{0x1d, 'k', 73}},                             // GS k 73: Code128
+		{"0196a3f2-7c1e-7d3a-9b2f-5e8c1d2a4b6f", []byte{0x1d, '(', 'k'}}, // GS ( k: QR
+	} {
+		b, err := devices.SaleReceipt{OrderID: tc.id, Items: []devices.Item{{SKU: "A", Description: "a", UnitPrice: 100}}, Total: 100}.ESCPOS(devices.Layout{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(b, tc.symbol) {
+			t.Errorf("order id %s: not printed as % x", tc.id, tc.symbol)
+		}
+	}
+}

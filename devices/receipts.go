@@ -290,7 +290,16 @@ func (r *receipt) total(label, currency string, m Money) {
 	r.Size(1, 1).Bold(false)
 }
 
+// barcode prints data as a Code128 barcode when it fits the paper at the
+// narrowest module ESC/POS allows (2 dots: a Code128 character is 11
+// modules, with start, check and the 13-module stop on top; Font A is 12
+// dots a column), and as a QR code when it does not: a UUID order id as
+// Code128 would run off an 80 mm roll.
 func (r *receipt) barcode(data string) {
+	if ((len(data)+2)*11+13)*2 > r.cols*12 {
+		r.Feed(1).Align(AlignCenter).QR(data, 4, QRLevelM).Line(data).Align(AlignLeft)
+		return
+	}
 	r.Feed(1).Align(AlignCenter).Code128(data, BarcodeOptions{Height: 60, Width: 2, HRI: HRIBelow}).Align(AlignLeft)
 }
 

@@ -17,38 +17,52 @@ import (
 // Coupon codes are made offline at any store and checked offline at any
 // other, without the hub:
 //
-//	CPN-<base32 of: nonce (5 bytes) | expiry day (3) | promotion length (1) | promotion | signature (7)>
+//	CPN-<18 base32 characters: nonce (3 bytes) | expiry day (2) | promotion (2) | signature (4)>
 //
-// nonce: 40 random bits making the code unique; expiry day: days since
-// 1970-01-01; promotion: the promotion id; signature: the first 56 bits of
-// HMAC-SHA256(region coupon key, "CPN" | everything before it | customer).
-// The customer is signed but not written in the code: the coupon only
-// validates for the shopper it was issued to. The code is "CPN-" and
-// upper-case base32 (devices.Classify knows it as a coupon; Code128 prints
-// it). Single use across stores is the hub's to decide (redemption is a
+// nonce: 24 random bits; expiry day: days since 2020-01-01; promotion:
+// the first 16 bits of SHA-256 of the promotion id (the checker tries the
+// region's promotions that match); signature: the first 32 bits of
+// HMAC-SHA256(region coupon key, "CPN" | nonce | day | promotion id |
+// customer). The customer is signed but not written: the coupon only
+// validates for the shopper it was issued to, and a guess at a signature
+// has to be scanned at a till, one in four billion. 22 characters in all,
+// so the code fits a Code128 barcode on 80 mm paper (devices) and is
+// "CPN-" and upper-case base32 (devices.Classify knows it as a coupon).
+// Single use across stores is the hub's to decide (redemption is a
 // mutation); the local check refuses a code the replica knows as redeemed.
 type couponSigner struct{ key []byte }
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-const couponSigLen = 7
+const couponLen = 11 // bytes behind "CPN-"
 
-func (c couponSigner) sign(body []byte, customer string) []byte {
+var couponEpoch = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func promoHash(id string) [2]byte {
+	h := sha256.Sum256([]byte(id))
+	return [2]byte{h[0], h[1]}
+}
+
+func (c couponSigner) sign(head []byte, promotion, customer string) []byte {
 	m := hmac.New(sha256.New, c.key)
 	m.Write([]byte("CPN"))
-	m.Write(body)
+	m.Write(head[:5])
+	m.Write([]byte(promotion))
+	m.Write([]byte{0})
 	m.Write([]byte(customer))
-	return m.Sum(nil)[:couponSigLen]
+	return m.Sum(nil)[:4]
 }
 
 // issue makes a new code for customer's coupon of promotion.
 func (c couponSigner) issue(promotion, customer string, expires time.Time) string {
-	day := expires.Unix() / 86400
-	body := make([]byte, 5, 9+len(promotion)+couponSigLen)
-	rand.Read(body)
-	body = append(body, byte(day>>16), byte(day>>8), byte(day), byte(len(promotion)))
-	body = append(body, promotion...)
-	return "CPN-" + b32.EncodeToString(append(body, c.sign(body, customer)...))
+	day := int(expires.Sub(couponEpoch).Hours() / 24)
+	day = max(0, min(day, 65535))
+	raw := make([]byte, 3, couponLen)
+	rand.Read(raw)
+	ph := promoHash(promotion)
+	raw = append(raw, byte(day>>8), byte(day), ph[0], ph[1])
+	raw = append(raw, c.sign(raw, promotion, customer)...)
+	return "CPN-" + b32.EncodeToString(raw)
 }
 
 // parsedCoupon is what a code says about itself.
@@ -57,19 +71,47 @@ type parsedCoupon struct {
 	expires   time.Time // end of the expiry day, UTC
 }
 
-// check verifies code's signature for customer.
-func (c couponSigner) check(code, customer string) (parsedCoupon, error) {
+// check verifies code's signature for customer against the region's
+// promotions (their ids).
+func (c couponSigner) check(code, customer string, promotions []string) (parsedCoupon, error) {
 	text, ok := strings.CutPrefix(code, "CPN-")
 	raw, err := b32.DecodeString(text)
-	if !ok || err != nil || len(raw) < 9+couponSigLen || len(raw) != 9+int(raw[8])+couponSigLen {
+	// Encoded again it must be the same text: a code whose unused
+	// trailing bits are set is not one we made.
+	if !ok || err != nil || len(raw) != couponLen || b32.EncodeToString(raw) != text {
 		return parsedCoupon{}, refuse(ErrForgedCoupon, "%q is not an Endcap coupon code.", code)
 	}
-	body, sig := raw[:len(raw)-couponSigLen], raw[len(raw)-couponSigLen:]
-	if !hmac.Equal(sig, c.sign(body, customer)) {
-		return parsedCoupon{}, refuse(ErrForgedCoupon, "Coupon %s is not valid for this shopper (the code does not check out). Do not accept it.", code)
+	day := int(raw[3])<<8 | int(raw[4])
+	for _, p := range promotions {
+		if ph := promoHash(p); ph[0] != raw[5] || ph[1] != raw[6] {
+			continue
+		}
+		if hmac.Equal(raw[7:], c.sign(raw, p, customer)) {
+			return parsedCoupon{promotion: p, expires: couponEpoch.AddDate(0, 0, day+1)}, nil
+		}
 	}
-	day := int64(body[5])<<16 | int64(body[6])<<8 | int64(body[7])
-	return parsedCoupon{promotion: string(body[9:]), expires: time.Unix((day+1)*86400, 0).UTC()}, nil
+	return parsedCoupon{}, refuse(ErrForgedCoupon, "Coupon %s is not valid for this shopper (the code does not check out). Do not accept it.", code)
+}
+
+// promotionIDs lists the region's promotions, for checking coupon codes.
+func (s *Store) promotionIDs(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := s.query(func(db *retail.DB) error {
+		rows, err := db.QueryContext(ctx, "SELECT id FROM promotions")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	return ids, err
 }
 
 // Coupon is a coupon as the till sees it.
@@ -91,7 +133,11 @@ func (s *Store) CheckCoupon(ctx context.Context, code, customerID string) (Coupo
 	if customerID == "" {
 		return Coupon{}, refuse(ErrInvalid, "Sign the shopper in before taking her coupon: a coupon belongs to one shopper.")
 	}
-	p, err := s.coupons.check(code, customerID)
+	promos, err := s.promotionIDs(ctx)
+	if err != nil {
+		return Coupon{}, err
+	}
+	p, err := s.coupons.check(code, customerID, promos)
 	if err != nil {
 		// Signed for someone else? Say so if the replica knows the coupon.
 		var owner string

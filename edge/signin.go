@@ -100,7 +100,7 @@ func (s *Store) SignIn(ctx context.Context, customerID string, method retail.Sig
 			MinOrderCents: p.minOrder, ExpiresAt: expires.UTC(), Why: p.why}
 		c.Code = s.coupons.issue(p.id, customerID, expires)
 		// The code's expiry is a whole day: say the day the code says.
-		if pc, err := s.coupons.check(c.Code, customerID); err == nil {
+		if pc, err := s.coupons.check(c.Code, customerID, []string{p.id}); err == nil {
 			c.ExpiresAt = pc.expires
 		}
 		// IssueCoupon makes the offer too (offers row, outcome pending).
