@@ -541,9 +541,9 @@ func startDevices(ctx context.Context, o options, n *edge.Node, stdout io.Writer
 		k.close()
 		return nil, err
 	}
-	card, _ := devices.LoyaltyCode("000000001")
+	card, who := exampleCard(ctx, n)
 	fmt.Fprintf(stdout, "\nKiosk devices (simulated): scanner %s, printer %s; receipts go to %s\n", k.scanner.Path(), k.printer.Path(), receipts)
-	fmt.Fprintf(stdout, "Type a loyalty card number and Enter to scan it at the kiosk (e.g. %s, the first demo customer):\n", card)
+	fmt.Fprintf(stdout, "Type a loyalty card number and Enter to scan it at the kiosk (e.g. %s, %s's card):\n", card, who)
 	fmt.Fprintf(stdout, "she is signed in, her coupons go to her wallet topic and print. curl http://%s/v1/devices shows the scans.\n", n.HTTPAddr())
 	return k, nil
 }
@@ -580,4 +580,14 @@ func (k *kiosk) close() {
 	}
 	k.printer.Close()
 	k.scanner.Close()
+}
+
+// exampleCard is a demo customer's loyalty card, to try the kiosk with.
+func exampleCard(ctx context.Context, n *edge.Node) (card, name string) {
+	db, done := n.Replica().DB()
+	defer done()
+	if err := db.QueryRowContext(ctx, "SELECT loyalty_card, name FROM customers WHERE loyalty_card IS NOT NULL ORDER BY id LIMIT 1").Scan(&card, &name); err != nil {
+		return "LC0000000034", "a demo customer"
+	}
+	return card, name
 }
