@@ -246,3 +246,26 @@ func TestMutationIDText(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRowChangeFast: where the fast parser takes a row change, it reads
+// exactly what the general decoder reads.
+func FuzzRowChangeFast(f *testing.F) {
+	f.Add([]byte(`{"t":"settings","op":"put","c":["key","value"],"v":["k","v"]}`))
+	f.Add([]byte(`{"t":"inventory","op":"put","c":["a","b","c"],"v":[1,null,-9007199254740993]}`))
+	f.Add([]byte(`{"t":"x","op":"del","c":[],"v":[]}`))
+	f.Add([]byte(`{"t":"x","op":"put","c":["a"],"v":["é"]}`))
+	f.Add([]byte(`{"t":"x","op":"put","c":["a"],"v":[01]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fast, ok := parseRowChange(b)
+		if !ok {
+			return
+		}
+		var slow RowChange
+		if err := slow.unmarshalSlow(b); err != nil {
+			t.Fatalf("fast parser took %q, the general one refuses it: %v", b, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q: fast %#v, general %#v", b, fast, slow)
+		}
+	})
+}
