@@ -25,27 +25,19 @@ func customerAPI(t *testing.T) (*httptest.Server, *Store) {
 // not nil); it returns the status and the error body's code.
 func customerCall(t *testing.T, srv *httptest.Server, method, path, body string, out any) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp, b := send(t, srv, method, path, body, "")
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("%s %s: content type %q", method, path, ct)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e Error
-		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || e.Message == "" {
+		if err := json.Unmarshal(b, &e); err != nil || e.Message == "" {
 			t.Errorf("%s %s: %d without an error body (%v)", method, path, resp.StatusCode, err)
 		}
 		return resp.StatusCode, e.Code
 	}
 	if out != nil {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		if err := json.Unmarshal(b, out); err != nil {
 			t.Fatal(err)
 		}
 	}

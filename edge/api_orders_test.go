@@ -2,7 +2,6 @@ package edge
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,20 +22,7 @@ func ordServer(t *testing.T) (*httptest.Server, *orderRegion) {
 // decodes a 2xx answer into out; it returns the status and the body.
 func ordDo(t *testing.T, srv *httptest.Server, method, path, body string, out any) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("X-Endcap-Clerk", "clerk-S1")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := send(t, srv, method, path, body, "clerk-S1")
 	if resp.StatusCode < 300 && out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
 			t.Fatalf("%s %s: %v in %s", method, path, err, b)

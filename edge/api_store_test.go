@@ -22,20 +22,33 @@ func apiServer(t testing.TB) (*httptest.Server, *Store) {
 	return srv, s
 }
 
-// call sends a JSON request and returns the status and body.
-func call(t testing.TB, srv *httptest.Server, method, path, body string) (int, string) {
+// send sends a request to the local API, as clerk when not empty (the
+// X-Endcap-Clerk header), and returns the answer with its body read.
+func send(t testing.TB, srv *httptest.Server, method, path, body, clerk string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("X-Endcap-Clerk", "clerk-S1")
+	if clerk != "" {
+		req.Header.Set("X-Endcap-Clerk", clerk)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// call sends a JSON request as clerk-S1 and returns the status and body.
+func call(t testing.TB, srv *httptest.Server, method, path, body string) (int, string) {
+	t.Helper()
+	resp, b := send(t, srv, method, path, body, "clerk-S1")
 	return resp.StatusCode, string(bytes.TrimSpace(b))
 }
 
