@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +35,29 @@ type MQTTConfig struct {
 	// KeepAlive; 0 means 10 s, so a dead link is noticed quickly.
 	KeepAlive time.Duration
 	Logger    *slog.Logger
+}
+
+// LoadSecrets fills in what a command line gives of the connection's
+// secrets: the password from passwordFile (trimmed) or else the
+// environment variable env, and the CA certificate that verifies the
+// broker (caFile, for ssl:// URLs). Empty names are skipped.
+func (c *MQTTConfig) LoadSecrets(env, passwordFile, caFile string) error {
+	c.Password = os.Getenv(env)
+	if passwordFile != "" {
+		b, err := os.ReadFile(passwordFile)
+		if err != nil {
+			return err
+		}
+		c.Password = strings.TrimSpace(string(b))
+	}
+	if caFile != "" {
+		tc, err := ClientTLSConfig(caFile)
+		if err != nil {
+			return fmt.Errorf("broker CA: %w", err)
+		}
+		c.TLS = tc
+	}
+	return nil
 }
 
 // ErrOffline: not connected to the broker now. Callers keep their data

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/endcap/endcap/edge"
-	"github.com/endcap/endcap/replication"
 )
 
 func main() {
@@ -82,20 +81,8 @@ Flags:
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cfg.MQTT.Password = os.Getenv("ENDCAP_EDGE_PASSWORD")
-	if *passFile != "" {
-		b, err := os.ReadFile(*passFile)
-		if err != nil {
-			return err
-		}
-		cfg.MQTT.Password = strings.TrimSpace(string(b))
-	}
-	if *caFile != "" {
-		tc, err := replication.ClientTLSConfig(*caFile)
-		if err != nil {
-			return fmt.Errorf("--mqtt-ca: %w", err)
-		}
-		cfg.MQTT.TLS = tc
+	if err := cfg.MQTT.LoadSecrets("ENDCAP_EDGE_PASSWORD", *passFile, *caFile); err != nil {
+		return err
 	}
 	if *couponKey != "" {
 		b, err := os.ReadFile(*couponKey)

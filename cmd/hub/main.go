@@ -120,20 +120,8 @@ Flags:
 		}
 	}
 	if cfg.MQTT.URL != "" {
-		cfg.MQTT.Password = os.Getenv("ENDCAP_MQTT_PASSWORD")
-		if *mqttPass != "" {
-			b, err := os.ReadFile(*mqttPass)
-			if err != nil {
-				return err
-			}
-			cfg.MQTT.Password = strings.TrimSpace(string(b))
-		}
-		if *mqttCA != "" {
-			tc, err := replication.ClientTLSConfig(*mqttCA)
-			if err != nil {
-				return fmt.Errorf("--mqtt-ca: %w", err)
-			}
-			cfg.MQTT.TLS = tc
+		if err := cfg.MQTT.LoadSecrets("ENDCAP_MQTT_PASSWORD", *mqttPass, *mqttCA); err != nil {
+			return err
 		}
 	}
 	var level slog.Level
