@@ -98,7 +98,7 @@ func TestAPIReturn(t *testing.T) {
 	status, body = ordDo(t, srv, "POST", "/v1/returns",
 		`{"order_id":"ord-old","lines":[{"order_line_no":1}],"reason":"too big","approver_id":"mgr-S1","approver_pin":"0000"}`, nil)
 	wantRefusal(t, status, body, http.StatusUnauthorized, "wrong_pin")
-	status, body = ordDo(t, srv, "POST", "/v1/returns", `{"order_id":"ord-phone","lines":[{"order_line_no":1}],"reason":"broken"}`, nil)
+	status, body = ordDo(t, srv, "POST", "/v1/returns", `{"order_id":"ord-phone","lines":[{"order_line_no":1}],"reason":"broken","refund_to":{"kind":"cash"}}`, nil)
 	wantRefusal(t, status, body, http.StatusUnprocessableEntity, "over_paid")
 	status, body = ordDo(t, srv, "POST", "/v1/returns", `{"customer_id":"cust-3","lines":[{"sku":"SKU-2"}],"reason":"gift"}`, nil)
 	wantRefusal(t, status, body, http.StatusUnprocessableEntity, "receiptless_cap")

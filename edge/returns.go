@@ -217,8 +217,8 @@ func loadOrder(ctx context.Context, db *retail.DB, id string) (*boughtOrder, err
 		}
 	}
 	rows, err = db.QueryContext(ctx, `SELECT t.kind, t.card_token, sum(t.amount_cents),
-	  (SELECT coalesce(sum(r.refund_cents), 0) FROM returns r WHERE r.order_id = t.order_id AND r.refund_kind = t.kind
-	    AND r.refund_card_token = t.card_token)
+	  (SELECT coalesce(sum(rt.amount_cents), 0) FROM returns r JOIN return_tenders rt ON rt.return_id = r.id
+	    WHERE r.order_id = t.order_id AND rt.kind = t.kind AND rt.card_token = t.card_token)
 	  FROM order_tenders t WHERE t.order_id = ? GROUP BY t.kind, t.card_token ORDER BY min(t.tender_no)`, id)
 	if err != nil {
 		return nil, fmt.Errorf("order %s tenders: %w", id, err)
@@ -251,7 +251,9 @@ type ReturnRequest struct {
 	Lines       []ReturnItem `json:"lines"`
 	// RefundTo picks which of the order's tenders is refunded (kind and
 	// card token); empty: the first card, then cash, that can take the
-	// whole refund. Without an order the refund is store credit.
+	// whole refund, and if none can, the refund is split over the order's
+	// tenders (cards first) within what is left of each. Without an order
+	// the refund is store credit.
 	RefundTo *retail.Tender `json:"refund_to,omitempty"`
 	Reason   string         `json:"reason"`
 	Restock  bool           `json:"restock"` // back on the shelf (not damaged)
@@ -273,10 +275,14 @@ type ReturnItem struct {
 
 // ReturnResult is a recorded return.
 type ReturnResult struct {
-	ReturnID   string        `json:"return_id"`
-	Status     retail.Status `json:"status"`
-	Refund     retail.Tender `json:"refund"`
-	ApprovedBy string        `json:"approved_by,omitempty"`
+	ReturnID string        `json:"return_id"`
+	Status   retail.Status `json:"status"`
+	// Refunds are where the money goes: one tender, or several when one
+	// item was paid with two. Refund is the whole amount, with the first
+	// tender's kind and card token (for callers that expect one tender).
+	Refund     retail.Tender   `json:"refund"`
+	Refunds    []retail.Tender `json:"refunds"`
+	ApprovedBy string          `json:"approved_by,omitempty"`
 	// ReceiptlessCount is the shopper's returns without an order in the
 	// cap window, this one included (0 for a return against an order).
 	ReceiptlessCount int64 `json:"receiptless_count,omitempty"`
@@ -335,7 +341,10 @@ func (s *Store) Return(ctx context.Context, req ReturnRequest) (ReturnResult, er
 	if err != nil {
 		return ReturnResult{}, err
 	}
-	res := ReturnResult{ReturnID: newID(), Refund: p.refund, ReceiptlessCount: p.receiptless, SerialReturner: p.overCap}
+	res := ReturnResult{ReturnID: newID(), Refund: p.refund, Refunds: p.refunds, ReceiptlessCount: p.receiptless, SerialReturner: p.overCap}
+	if len(p.refunds) == 0 {
+		res.Refunds = []retail.Tender{p.refund}
+	}
 	if p.needs != nil {
 		if req.ApproverID == "" {
 			return ReturnResult{}, p.needs
@@ -352,6 +361,9 @@ func (s *Store) Return(ctx context.Context, req ReturnRequest) (ReturnResult, er
 	}
 	body := &retail.ReturnItems{ID: res.ReturnID, OrderID: req.OrderID, CustomerID: customer, StoreID: s.id, ClerkID: req.ClerkID,
 		Reason: req.Reason, WithReceipt: req.WithReceipt, Lines: p.lines, Refund: p.refund, ApprovedBy: res.ApprovedBy, Restock: req.Restock}
+	if len(p.refunds) > 0 {
+		body.Refund, body.Refunds = retail.Tender{}, p.refunds
+	}
 	r, err := s.write(ctx, retail.Actor{Kind: "clerk", ID: req.ClerkID}, body)
 	if err != nil {
 		return ReturnResult{}, err
@@ -362,7 +374,9 @@ func (s *Store) Return(ctx context.Context, req ReturnRequest) (ReturnResult, er
 	rc.OriginalOrderID = req.OrderID
 	rc.Lines = p.printed
 	rc.SubtotalCents, rc.TotalCents = p.refund.AmountCents, p.refund.AmountCents
-	rc.Tenders = []ReceiptTender{receiptTender(p.refund)}
+	for _, t := range res.Refunds {
+		rc.Tenders = append(rc.Tenders, receiptTender(t))
+	}
 	rc.Policy = hdr.policy
 	if res.ApprovedBy != "" {
 		rc.Notes = append(rc.Notes, "Approved by "+res.ApprovedBy+".")
@@ -375,9 +389,10 @@ func (s *Store) Return(ctx context.Context, req ReturnRequest) (ReturnResult, er
 type returnPlan struct {
 	lines       []retail.ReturnLine
 	printed     []ReceiptLine
-	refund      retail.Tender
-	customer    string // the order's customer
-	needs       *Error // refused unless a manager approves
+	refund      retail.Tender   // the whole refund; kind and token of its (first) tender
+	refunds     []retail.Tender // set when the refund is split over tenders
+	customer    string          // the order's customer
+	needs       *Error          // refused unless a manager approves
 	receiptless int64
 	overCap     bool
 }
@@ -448,11 +463,14 @@ func (s *Store) planOrderReturn(ctx context.Context, db *retail.DB, req ReturnRe
 		return p, refuse(ErrOverPaid, "Order %s was paid %s in all and %s is refunded already; %s more cannot go back.",
 			o.id, fmtMoney(o.total), fmtMoney(o.refunded), fmtMoney(amt))
 	}
-	t, err := pickTender(o, req.RefundTo, amt)
+	ts, err := pickTenders(o, req.RefundTo, amt)
 	if err != nil {
 		return p, err
 	}
-	p.refund.Kind, p.refund.CardToken = t.Kind, t.CardToken
+	p.refund.Kind, p.refund.CardToken = ts[0].Kind, ts[0].CardToken
+	if len(ts) > 1 {
+		p.refunds = ts
+	}
 	if ends := o.windowEnds(hdr.window); s.now().After(ends) {
 		p.needs = refuse(ErrReturnWindow, "Order %s was bought on %s; the %d-day return window ended on %s. A manager can approve the return.",
 			o.id, o.placedAt.Format("2 Jan 2006"), hdr.window, ends.Format("2 Jan 2006"))
@@ -460,44 +478,59 @@ func (s *Store) planOrderReturn(ctx context.Context, db *retail.DB, req ReturnRe
 	return p, nil
 }
 
-// pickTender finds the order's tender the refund goes to: the one asked
+// pickTenders finds the order's tenders the refund goes to: the one asked
 // for, or else the first card, then the first other tender, that can take
-// amt. ErrOverPaid if the tender has less than amt left to refund.
-func pickTender(o *boughtOrder, want *retail.Tender, amt retail.Cents) (ReturnableTender, error) {
-	left := func(t ReturnableTender) retail.Cents { return t.PaidCents - t.RefundedCents }
-	overpaid := func(t ReturnableTender) error {
-		return refuse(ErrOverPaid, "Order %s paid %s with %s and %s of it is refunded already: at most %s can go back to it, not %s.",
-			o.id, fmtMoney(t.PaidCents), tenderLabel(t.Kind, t.CardToken), fmtMoney(t.RefundedCents), fmtMoney(max(left(t), 0)), fmtMoney(amt))
+// amt; if none can, amt split over the tenders in that order, each taking
+// what is left of its payment. ErrOverPaid if the tender asked for, or all
+// of them together, have less than amt left to refund.
+func pickTenders(o *boughtOrder, want *retail.Tender, amt retail.Cents) ([]retail.Tender, error) {
+	left := func(t ReturnableTender) retail.Cents { return max(t.PaidCents-t.RefundedCents, 0) }
+	one := func(t ReturnableTender, amt retail.Cents) retail.Tender {
+		return retail.Tender{Kind: t.Kind, AmountCents: amt, CardToken: t.CardToken}
 	}
 	if want != nil && want.Kind != "" {
 		for _, t := range o.tenders {
 			if t.Kind == want.Kind && t.CardToken == want.CardToken {
 				if left(t) < amt {
-					return t, overpaid(t)
+					return nil, refuse(ErrOverPaid, "Order %s paid %s with %s and %s of it is refunded already: at most %s can go back to it, not %s.",
+						o.id, fmtMoney(t.PaidCents), tenderLabel(t.Kind, t.CardToken), fmtMoney(t.RefundedCents), fmtMoney(left(t)), fmtMoney(amt))
 				}
-				return t, nil
+				return []retail.Tender{one(t, amt)}, nil
 			}
 		}
-		return ReturnableTender{}, refuse(ErrInvalid, "Order %s was not paid with %s; a refund goes back to the tender it was paid with.",
+		return nil, refuse(ErrInvalid, "Order %s was not paid with %s; a refund goes back to the tender it was paid with.",
 			o.id, tenderLabel(want.Kind, want.CardToken))
 	}
+	// Cards first, then the rest, each in the order paid.
+	var byPref []ReturnableTender
 	for _, card := range []bool{true, false} {
 		for _, t := range o.tenders {
-			if (t.Kind == retail.TenderCard) == card && left(t) >= amt {
-				return t, nil
+			if (t.Kind == retail.TenderCard) == card {
+				byPref = append(byPref, t)
 			}
 		}
 	}
-	if len(o.tenders) == 1 {
-		return o.tenders[0], overpaid(o.tenders[0])
+	for _, t := range byPref {
+		if left(t) >= amt {
+			return []retail.Tender{one(t, amt)}, nil
+		}
 	}
-	var lefts []string
-	for _, t := range o.tenders {
-		lefts = append(lefts, fmt.Sprintf("%s %s left", tenderLabel(t.Kind, t.CardToken), fmtMoney(max(left(t), 0))))
+	var out []retail.Tender
+	rest := amt
+	for _, t := range byPref {
+		if take := min(left(t), rest); take > 0 {
+			out = append(out, one(t, take))
+			rest -= take
+		}
 	}
-	return ReturnableTender{}, refuse(ErrOverPaid, "No single payment of order %s can take a refund of %s (%s). A return has one refund tender: "+
-		"take fewer items back at a time, each within one payment; an item paid for with two tenders cannot be refunded here.",
-		o.id, fmtMoney(amt), strings.Join(lefts, "; "))
+	if rest > 0 || len(out) == 0 {
+		var lefts []string
+		for _, t := range o.tenders {
+			lefts = append(lefts, fmt.Sprintf("%s %s left", tenderLabel(t.Kind, t.CardToken), fmtMoney(left(t))))
+		}
+		return nil, refuse(ErrOverPaid, "Order %s cannot take a refund of %s: %s.", o.id, fmtMoney(amt), strings.Join(lefts, "; "))
+	}
+	return out, nil
 }
 
 func tenderLabel(k retail.TenderKind, card string) string {

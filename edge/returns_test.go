@@ -3,6 +3,8 @@ package edge
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/endcap/endcap/internal/scenario"
@@ -178,6 +180,7 @@ func TestReturn(t *testing.T) {
 		req      ReturnRequest
 		want     error
 		refund   retail.Tender
+		refunds  []retail.Tender // when split; else refund alone
 		approved string
 		serial   bool
 	}{
@@ -193,8 +196,9 @@ func TestReturn(t *testing.T) {
 			RefundTo: &retail.Tender{Kind: retail.TenderCash}}, want: ErrOverPaid},
 		{name: "split tender, to the card: more than it paid", req: ReturnRequest{OrderID: "ord-phone", Lines: []ReturnItem{{OrderLineNo: 1}},
 			RefundTo: &retail.Tender{Kind: retail.TenderCard, CardToken: "tok-2"}}, want: ErrOverPaid},
-		{name: "split tender, no one tender can take it", req: ReturnRequest{OrderID: "ord-phone", Lines: []ReturnItem{{OrderLineNo: 1}}},
-			want: ErrOverPaid},
+		{name: "split tender: no one tender can take it, so both do, the card first",
+			req: ReturnRequest{OrderID: "ord-phone", Lines: []ReturnItem{{OrderLineNo: 1}}}, refund: cardTender(8000, "tok-2"),
+			refunds: []retail.Tender{cardTender(5000, "tok-2"), {Kind: retail.TenderCash, AmountCents: 3000}}},
 		{name: "to a tender it was not paid with", req: ReturnRequest{OrderID: "ord-card", Lines: []ReturnItem{{OrderLineNo: 1}},
 			RefundTo: &retail.Tender{Kind: retail.TenderCash}}, want: ErrInvalid},
 		{name: "more units than are left", req: ReturnRequest{OrderID: "ord-web", Lines: []ReturnItem{{OrderLineNo: 1, Qty: 2}}}, want: ErrInvalid},
@@ -259,6 +263,22 @@ func TestReturn(t *testing.T) {
 			if res.Refund != tc.refund || res.ApprovedBy != tc.approved || res.SerialReturner != tc.serial {
 				t.Fatalf("refund %+v approved %q serial %v, want %+v %q %v", res.Refund, res.ApprovedBy, res.SerialReturner, tc.refund, tc.approved, tc.serial)
 			}
+			refunds := tc.refunds
+			if refunds == nil {
+				refunds = []retail.Tender{tc.refund}
+			}
+			if !slices.Equal(res.Refunds, refunds) {
+				t.Fatalf("refunds %+v, want %+v", res.Refunds, refunds)
+			}
+			for i, want := range refunds {
+				var kind, token string
+				var amount retail.Cents
+				g.query(fmt.Sprintf("SELECT kind, card_token, amount_cents FROM return_tenders WHERE return_id = '%s' AND tender_no = %d", res.ReturnID, i+1),
+					&kind, &token, &amount)
+				if kind != string(want.Kind) || token != want.CardToken || amount != want.AmountCents {
+					t.Fatalf("return_tenders row %d: %s %s %d, want %+v", i+1, kind, token, amount, want)
+				}
+			}
 			if res.Status != retail.StatusAccepted || len(res.Exceptions) > 0 {
 				t.Fatalf("status %s %+v, want accepted", res.Status, res.Exceptions)
 			}
@@ -272,7 +292,7 @@ func TestReturn(t *testing.T) {
 				t.Fatalf("returns row: %s %d %q", kind, amount, approvedBy)
 			}
 			rc := res.Receipt
-			if rc.Kind != "return" || rc.TotalCents != tc.refund.AmountCents || len(rc.Tenders) != 1 || rc.Tenders[0].Kind != tc.refund.Kind ||
+			if rc.Kind != "return" || rc.TotalCents != tc.refund.AmountCents || len(rc.Tenders) != len(refunds) || rc.Tenders[0].Kind != tc.refund.Kind ||
 				rc.OriginalOrderID != tc.req.OrderID || rc.Policy == "" || len(rc.Lines) == 0 {
 				t.Fatalf("receipt %+v", rc)
 			}

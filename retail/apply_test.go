@@ -270,8 +270,52 @@ func toTender(r *ReturnItems, kind TenderKind, token string) *ReturnItems {
 	return r
 }
 
+// split returns qty shoes from s1's line 1, refunded to the given tenders.
+func split(id string, qty int64, ts ...Tender) *ReturnItems {
+	r := ret(id, qty, 0)
+	r.Refund = Tender{}
+	r.Refunds = ts
+	for _, t := range ts {
+		r.Lines[0].RefundCents += t.AmountCents
+	}
+	return r
+}
+
+func cash(c Cents) Tender { return Tender{Kind: TenderCash, AmountCents: c} }
+func card(c Cents) Tender { return Tender{Kind: TenderCard, AmountCents: c, CardToken: "tok-cust-1"} }
+
 func TestReturnItems(t *testing.T) {
 	runApplyCases(t, []applyCase{
+		{name: "split over the card and cash", setup: []Body{paidSale(), ret("r0", 1, 8000)}, body: split("r1", 1, card(4200), cash(3800)),
+			status: StatusAccepted, check: func(t *testing.T, r *region) {
+				eq(t, "total", r.int("SELECT refund_cents FROM returns WHERE id = 'r1'"), 8000)
+				eq(t, "first tender", r.str("SELECT refund_kind FROM returns WHERE id = 'r1'"), "card")
+				eq(t, "tenders", r.int("SELECT count(*) FROM return_tenders WHERE return_id = 'r1'"), 2)
+				eq(t, "cash", r.int("SELECT amount_cents FROM return_tenders WHERE return_id = 'r1' AND kind = 'cash'"), 3800)
+				eq(t, "single tender kept too", r.int("SELECT amount_cents FROM return_tenders WHERE return_id = 'r0'"), 8000)
+			}},
+		{name: "split, more to the card than is left of it", setup: []Body{paidSale(), ret("r0", 1, 8000)},
+			body: split("r1", 1, card(5000), cash(3000)), status: StatusFlagged, flags: []ExceptionKind{ExOverRefund},
+			check: func(t *testing.T, r *region) { eq(t, "over by", r.int("SELECT amount_cents FROM exceptions"), 800) }},
+		{name: "split, one part to a tender not used", setup: []Body{paidSale()},
+			body:   split("r1", 1, card(4000), Tender{Kind: TenderGiftCard, AmountCents: 4000, CardToken: "gc-9"}),
+			status: StatusFlagged, flags: []ExceptionKind{ExTenderMismatch}},
+		{name: "split and single refund both given", setup: []Body{paidSale()},
+			body:   func() Body { x := split("r1", 1, card(4000), cash(4000)); x.Refund = card(8000); return x }(),
+			status: StatusRejected, code: CodeInvalid},
+		{name: "split naming a tender twice", setup: []Body{paidSale()}, body: split("r1", 1, cash(4000), cash(4000)),
+			status: StatusRejected, code: CodeInvalid},
+		{name: "split not adding up to the lines", setup: []Body{paidSale()},
+			body:   func() Body { x := split("r1", 1, card(4000), cash(4000)); x.Lines[0].RefundCents = 7000; return x }(),
+			status: StatusRejected, code: CodeInvalid},
+		{name: "without an order, split with cash", body: func() Body {
+			x := receiptless("r1", TenderStoreCredit)
+			x.Refund, x.Refunds = Tender{}, []Tender{{Kind: TenderStoreCredit, AmountCents: 600}, cash(400)}
+			return x
+		}(), status: StatusFlagged, flags: []ExceptionKind{ExTenderMismatch},
+			check: func(t *testing.T, r *region) {
+				eq(t, "flagged amount", r.int("SELECT amount_cents FROM exceptions"), 400)
+			}},
 		{name: "to the original card, restocked", setup: []Body{paidSale()}, body: ret("r1", 1, 8000), status: StatusAccepted,
 			check: func(t *testing.T, r *region) {
 				eq(t, "restocked", r.onHand("S1", "SKU-1"), 4)

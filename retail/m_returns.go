@@ -20,7 +20,7 @@ type ReturnLine struct {
 // whatever it breaks, and flagged when it refunds more than was paid (in
 // all or with the refund's tender), returns more units than were bought
 // minus those already returned, refunds to another tender than the
-// original, comes after the return window, or (without an order) goes over
+// original or more to a tender than was paid with it, comes after the return window, or (without an order) goes over
 // the customer's cap of receipt-less returns. A manager's approval
 // (ApprovedBy) clears the tender, window and cap rules; it cannot make an
 // over-refund right.
@@ -33,9 +33,13 @@ type ReturnItems struct {
 	Reason      string       `json:"reason"`
 	WithReceipt bool         `json:"with_receipt"`
 	Lines       []ReturnLine `json:"lines"`
-	Refund      Tender       `json:"refund"`
-	ApprovedBy  string       `json:"approved_by,omitempty"` // a manager's clerk id
-	Restock     bool         `json:"restock"`
+	// Refund is the refund when it goes to one tender. A refund split
+	// over several tenders (an item paid half by card, half in cash) lists
+	// them in Refunds instead and leaves Refund empty.
+	Refund     Tender   `json:"refund"`
+	Refunds    []Tender `json:"refunds,omitempty"`
+	ApprovedBy string   `json:"approved_by,omitempty"` // a manager's clerk id
+	Restock    bool     `json:"restock"`
 }
 
 func (*ReturnItems) Type() string { return "return_items" }
@@ -60,10 +64,37 @@ func (b *ReturnItems) Validate() error {
 		}
 		sum += l.RefundCents
 	}
-	c.require(b.Refund.Kind.Valid(), "refund tender %q is unknown", b.Refund.Kind)
-	c.require(b.Refund.AmountCents == sum, "refund %d is not the sum of the lines' refunds %d", b.Refund.AmountCents, sum)
-	c.require(b.Refund.Kind != TenderCard || b.Refund.CardToken != "", "a refund to a card needs its card token")
+	c.require(len(b.Refunds) == 0 || b.Refund == Tender{}, "a return gives either one refund or a list of refunds, not both")
+	var refunded Cents
+	tenders := b.RefundTenders()
+	for i, t := range tenders {
+		c.require(t.Kind.Valid(), "refund tender %d %q is unknown", i+1, t.Kind)
+		c.require(t.AmountCents >= 0, "refund tender %d is negative", i+1)
+		c.require(t.Kind != TenderCard || t.CardToken != "", "refund tender %d is a card without its card token", i+1)
+		for _, u := range tenders[:i] {
+			c.require(u.Kind != t.Kind || u.CardToken != t.CardToken, "refund tender %d repeats %s", i+1, tenderName(t))
+		}
+		refunded += t.AmountCents
+	}
+	c.require(refunded == sum, "refund %d is not the sum of the lines' refunds %d", refunded, sum)
 	return c.err()
+}
+
+// RefundTenders is where the refund goes: Refunds, or else Refund alone.
+func (b *ReturnItems) RefundTenders() []Tender {
+	if len(b.Refunds) > 0 {
+		return b.Refunds
+	}
+	return []Tender{b.Refund}
+}
+
+// RefundTotal is the whole refund, over every tender.
+func (b *ReturnItems) RefundTotal() Cents {
+	var sum Cents
+	for _, t := range b.RefundTenders() {
+		sum += t.AmountCents
+	}
+	return sum
 }
 
 func (b *ReturnItems) apply(ctx context.Context, a *applier) error {
@@ -97,10 +128,16 @@ func (b *ReturnItems) apply(ctx context.Context, a *applier) error {
 	if err != nil {
 		return err
 	}
+	tenders := b.RefundTenders()
 	if err := a.put(ctx, tReturns, b.ID, nullable(b.OrderID), nullable(b.CustomerID), b.StoreID, b.ClerkID, b.Reason,
-		b.WithReceipt, b.Refund.Kind, b.Refund.AmountCents, b.Refund.CardToken, nullable(b.ApprovedBy), b.Restock,
+		b.WithReceipt, tenders[0].Kind, b.RefundTotal(), tenders[0].CardToken, nullable(b.ApprovedBy), b.Restock,
 		a.at, a.m.ID.String()); err != nil {
 		return err
+	}
+	for i, t := range tenders {
+		if err := a.put(ctx, tReturnTenders, b.ID, i+1, t.Kind, t.AmountCents, t.CardToken); err != nil {
+			return err
+		}
 	}
 	for i, l := range b.Lines {
 		var orderLine any
@@ -176,26 +213,16 @@ func (b *ReturnItems) checkAgainstOrder(ctx context.Context, a *applier, approve
 	if err := a.tx.queryRow(ctx, "SELECT coalesce(sum(refund_cents), 0) FROM returns WHERE order_id = ?", b.OrderID).Scan(&refunded); err != nil {
 		return fmt.Errorf("refunded so far: %w", err)
 	}
-	var paidWith, refundedTo Cents
-	if err := a.tx.queryRow(ctx, "SELECT coalesce(sum(amount_cents), 0) FROM order_tenders WHERE order_id = ? AND kind = ? AND card_token = ?",
-		b.OrderID, b.Refund.Kind, b.Refund.CardToken).Scan(&paidWith); err != nil {
-		return fmt.Errorf("paid with tender: %w", err)
-	}
-	if err := a.tx.queryRow(ctx, "SELECT coalesce(sum(refund_cents), 0) FROM returns WHERE order_id = ? AND refund_kind = ? AND refund_card_token = ?",
-		b.OrderID, b.Refund.Kind, b.Refund.CardToken).Scan(&refundedTo); err != nil {
-		return fmt.Errorf("refunded to tender: %w", err)
-	}
-	amt := b.Refund.AmountCents
-	switch {
-	case refunded+amt > total:
+	amt := b.RefundTotal()
+	if refunded+amt > total {
 		a.flag(ExOverRefund, entity, refunded+amt-total, "Order %s: %s refunded now and %s before, but only %s was paid.",
 			b.OrderID, cents(amt), cents(refunded), cents(total))
-	case paidWith == 0 && !approved:
-		a.flag(ExTenderMismatch, entity, amt, "Order %s was not paid with %s; %s refunded to it without a manager's approval.",
-			b.OrderID, tenderName(b.Refund), cents(amt))
-	case paidWith > 0 && refundedTo+amt > paidWith:
-		a.flag(ExOverRefund, entity, refundedTo+amt-paidWith, "Order %s: %s refunded to %s now and %s before, but only %s was paid with it.",
-			b.OrderID, cents(amt), tenderName(b.Refund), cents(refundedTo), cents(paidWith))
+	} else {
+		for _, t := range b.RefundTenders() {
+			if err := b.checkTender(ctx, a, t, entity, approved); err != nil {
+				return err
+			}
+		}
 	}
 	window, err := a.setting(ctx, "return_window_days")
 	if err != nil {
@@ -204,6 +231,29 @@ func (b *ReturnItems) checkAgainstOrder(ctx context.Context, a *applier, approve
 	if a.at > placedAt+window*dayMillis && !approved {
 		a.flag(ExPastReturnWindow, entity, amt, "Order %s was placed on %s, more than %d days ago; returned without a manager's approval.",
 			b.OrderID, fmtDay(placedAt), window)
+	}
+	return nil
+}
+
+// checkTender flags a refund to a tender the order was not paid with
+// (unless a manager approved it), or more to a tender than was paid with it.
+func (b *ReturnItems) checkTender(ctx context.Context, a *applier, t Tender, entity string, approved bool) error {
+	var paidWith, refundedTo Cents
+	if err := a.tx.queryRow(ctx, "SELECT coalesce(sum(amount_cents), 0) FROM order_tenders WHERE order_id = ? AND kind = ? AND card_token = ?",
+		b.OrderID, t.Kind, t.CardToken).Scan(&paidWith); err != nil {
+		return fmt.Errorf("paid with tender: %w", err)
+	}
+	if err := a.tx.queryRow(ctx, `SELECT coalesce(sum(rt.amount_cents), 0) FROM return_tenders rt JOIN returns r ON r.id = rt.return_id
+		WHERE r.order_id = ? AND rt.kind = ? AND rt.card_token = ?`, b.OrderID, t.Kind, t.CardToken).Scan(&refundedTo); err != nil {
+		return fmt.Errorf("refunded to tender: %w", err)
+	}
+	switch {
+	case paidWith == 0 && !approved:
+		a.flag(ExTenderMismatch, entity, t.AmountCents, "Order %s was not paid with %s; %s refunded to it without a manager's approval.",
+			b.OrderID, tenderName(t), cents(t.AmountCents))
+	case paidWith > 0 && refundedTo+t.AmountCents > paidWith:
+		a.flag(ExOverRefund, entity, refundedTo+t.AmountCents-paidWith, "Order %s: %s refunded to %s now and %s before, but only %s was paid with it.",
+			b.OrderID, cents(t.AmountCents), tenderName(t), cents(refundedTo), cents(paidWith))
 	}
 	return nil
 }
@@ -221,10 +271,12 @@ func (b *ReturnItems) checkWithoutOrder(ctx context.Context, a *applier, approve
 	if approved {
 		return nil
 	}
-	if b.Refund.Kind != TenderStoreCredit {
-		a.flag(ExTenderMismatch, "return:"+b.ID, b.Refund.AmountCents,
-			"Return %s is tied to no order, so it is refunded as store credit; %s went to %s without a manager's approval.",
-			b.ID, cents(b.Refund.AmountCents), tenderName(b.Refund))
+	for _, t := range b.RefundTenders() {
+		if t.Kind != TenderStoreCredit {
+			a.flag(ExTenderMismatch, "return:"+b.ID, t.AmountCents,
+				"Return %s is tied to no order, so it is refunded as store credit; %s went to %s without a manager's approval.",
+				b.ID, cents(t.AmountCents), tenderName(t))
+		}
 	}
 	if b.CustomerID == "" {
 		return nil
@@ -243,7 +295,7 @@ func (b *ReturnItems) checkWithoutOrder(ctx context.Context, a *applier, approve
 		return fmt.Errorf("receipt-less returns: %w", err)
 	}
 	if n+1 > limit {
-		a.flag(ExReceiptlessCap, "customer:"+b.CustomerID, b.Refund.AmountCents,
+		a.flag(ExReceiptlessCap, "customer:"+b.CustomerID, b.RefundTotal(),
 			"Customer %s has made %d returns without an order in %d days, over the cap of %d, without a manager's approval.",
 			b.CustomerID, n+1, days, limit)
 	}

@@ -73,9 +73,10 @@ var (
 	tOrderCoupons = table("order_coupons", pk("order_id", "code"), "order_id", "code", "discount_cents", "status")
 	tReturns      = table("returns", pk("id"), "id", "order_id", "customer_id", "store_id", "clerk_id", "reason",
 		"with_receipt", "refund_kind", "refund_cents", "refund_card_token", "approved_by", "restocked", "returned_at", "mutation_id")
-	tReturnLines = table("return_lines", pk("return_id", "line_no"), "return_id", "line_no", "order_line_no", "sku", "qty", "refund_cents")
-	tWishItems   = table("wish_items", pk("customer_id", "sku"), "customer_id", "sku", "added_at", "source", "note")
-	tPromotions  = table("promotions", pk("id"), "id", "name", "type", "value", "sku", "category", "audience",
+	tReturnLines   = table("return_lines", pk("return_id", "line_no"), "return_id", "line_no", "order_line_no", "sku", "qty", "refund_cents")
+	tReturnTenders = table("return_tenders", pk("return_id", "tender_no"), "return_id", "tender_no", "kind", "amount_cents", "card_token")
+	tWishItems     = table("wish_items", pk("customer_id", "sku"), "customer_id", "sku", "added_at", "source", "note")
+	tPromotions    = table("promotions", pk("id"), "id", "name", "type", "value", "sku", "category", "audience",
 		"min_order_cents", "starts_at", "ends_at", "active", "updated_at")
 	tOffers = table("offers", pk("id"), "id", "promotion_id", "customer_id", "channel", "store_id", "made_at",
 		"outcome", "outcome_order_id", "outcome_at")
