@@ -131,7 +131,21 @@ func (n *Node) handleDismiss(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		By string `json:"by"`
 	}
-	if err := decodeStrict(http.MaxBytesReader(w, r.Body, 4096), &req); err != nil || req.By == "" {
+	if err := decodeStrict(http.MaxBytesReader(w, r.Body, 4096), &req); err != nil {
+		writeError(w, http.StatusBadRequest, errors.New(`want {"by": "clerk id"}`))
+		return
+	}
+	if n.store != nil {
+		// With the store's operations on, a clerk deals with it under her
+		// session; "by" may be left out.
+		c, err := n.clerkFor(r, req.By)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		req.By = c.ID
+	}
+	if req.By == "" {
 		writeError(w, http.StatusBadRequest, errors.New(`want {"by": "clerk id"}`))
 		return
 	}

@@ -7,16 +7,16 @@ import (
 // customerRoutes adds customer look-up, the customer 360 and cross-sell
 // to the local API (docs/api.md, "Customers").
 func (n *Node) customerRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/customers/lookup", n.handleFindCustomer)
-	mux.HandleFunc("GET /v1/customers/{id}/360", n.handleCustomer360)
-	mux.HandleFunc("POST /v1/customers/{id}/cross-sell", n.handleCrossSell)
+	mux.HandleFunc("GET /v1/customers/lookup", n.asClerk(n.handleFindCustomer))
+	mux.HandleFunc("GET /v1/customers/{id}/360", n.asClerk(n.handleCustomer360))
+	mux.HandleFunc("POST /v1/customers/{id}/cross-sell", n.asClerk(n.handleCrossSell))
 }
 
 // lookupParams are the query parameters of GET /v1/customers/lookup, one
 // per LookupKind.
 var lookupParams = []LookupKind{ByLoyaltyCard, ByPhone, BySignInToken, ByCardToken}
 
-func (n *Node) handleFindCustomer(w http.ResponseWriter, r *http.Request) {
+func (n *Node) handleFindCustomer(w http.ResponseWriter, r *http.Request, _ Clerk) {
 	q := r.URL.Query()
 	var by LookupKind
 	var value string
@@ -42,7 +42,7 @@ func (n *Node) handleFindCustomer(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, c)
 }
 
-func (n *Node) handleCustomer360(w http.ResponseWriter, r *http.Request) {
+func (n *Node) handleCustomer360(w http.ResponseWriter, r *http.Request, _ Clerk) {
 	c, err := n.store.Customer360(r.Context(), r.PathValue("id"))
 	if err != nil {
 		fail(w, err)
@@ -56,7 +56,7 @@ type CrossSellRequest struct {
 	Basket []BasketLine `json:"basket"`
 }
 
-func (n *Node) handleCrossSell(w http.ResponseWriter, r *http.Request) {
+func (n *Node) handleCrossSell(w http.ResponseWriter, r *http.Request, _ Clerk) {
 	var req CrossSellRequest
 	if !decodeBody(w, r, &req) {
 		return

@@ -21,11 +21,11 @@ func customerAPI(t *testing.T) (*httptest.Server, *Store) {
 	return srv, s
 }
 
-// customerCall sends a request and decodes the JSON answer into out (if
+// customerCall sends a request as clerk-S1 and decodes the JSON answer into out (if
 // not nil); it returns the status and the error body's code.
 func customerCall(t *testing.T, srv *httptest.Server, method, path, body string, out any) (int, string) {
 	t.Helper()
-	resp, b := send(t, srv, method, path, body, "")
+	resp, b := send(t, srv, method, path, body, "clerk-S1")
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("%s %s: content type %q", method, path, ct)
 	}

@@ -10,20 +10,11 @@ import (
 // aisle").
 func (n *Node) orderRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/sales", n.handleSale)
-	mux.HandleFunc("GET /v1/customers/{id}/returnable", n.handleReturnable)
-	mux.HandleFunc("GET /v1/returnable", n.handleReturnableByCard)
+	mux.HandleFunc("GET /v1/customers/{id}/returnable", n.asClerk(n.handleReturnable))
+	mux.HandleFunc("GET /v1/returnable", n.asClerk(n.handleReturnableByCard))
 	mux.HandleFunc("POST /v1/returns", n.handleReturn)
 	mux.HandleFunc("GET /v1/products", n.handleSearch)
 	mux.HandleFunc("POST /v1/aisle-orders", n.handleAisleOrder)
-}
-
-// clerkOf is the clerk a body names, or else the one the X-Endcap-Clerk
-// header names (the apps send it).
-func clerkOf(r *http.Request, body string) string {
-	if body != "" {
-		return body
-	}
-	return r.Header.Get("X-Endcap-Clerk")
 }
 
 func (n *Node) handleSale(w http.ResponseWriter, r *http.Request) {
@@ -31,7 +22,12 @@ func (n *Node) handleSale(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	req.ClerkID = clerkOf(r, req.ClerkID)
+	c, err := n.clerkFor(r, req.ClerkID)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	req.ClerkID = c.ID
 	res, err := n.store.Sale(r.Context(), req)
 	if err != nil {
 		fail(w, err)
@@ -41,7 +37,7 @@ func (n *Node) handleSale(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, res)
 }
 
-func (n *Node) handleReturnable(w http.ResponseWriter, r *http.Request) {
+func (n *Node) handleReturnable(w http.ResponseWriter, r *http.Request, _ Clerk) {
 	lines, err := n.store.FindReturnable(r.Context(), r.PathValue("id"))
 	if err != nil {
 		fail(w, err)
@@ -50,7 +46,7 @@ func (n *Node) handleReturnable(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, lines)
 }
 
-func (n *Node) handleReturnableByCard(w http.ResponseWriter, r *http.Request) {
+func (n *Node) handleReturnableByCard(w http.ResponseWriter, r *http.Request, _ Clerk) {
 	lines, err := n.store.FindReturnableByCard(r.Context(), r.URL.Query().Get("card_token"))
 	if err != nil {
 		fail(w, err)
@@ -64,7 +60,12 @@ func (n *Node) handleReturn(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	req.ClerkID = clerkOf(r, req.ClerkID)
+	c, err := n.clerkFor(r, req.ClerkID)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	req.ClerkID = c.ID
 	res, err := n.store.Return(r.Context(), req)
 	if err != nil {
 		fail(w, err)
@@ -97,7 +98,16 @@ func (n *Node) handleAisleOrder(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	req.ClerkID = clerkOf(r, req.ClerkID)
+	// At the kiosk the shopper orders herself; a clerk who takes the
+	// order for her does it under her session.
+	if _, ok, err := n.sessionClerk(r); err != nil || ok || req.ClerkID != "" {
+		c, err := n.clerkFor(r, req.ClerkID)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		req.ClerkID = c.ID
+	}
 	res, err := n.store.OrderForLater(r.Context(), req)
 	if err != nil {
 		fail(w, err)

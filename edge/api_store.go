@@ -3,6 +3,7 @@ package edge
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/endcap/endcap/retail"
 )
@@ -11,6 +12,8 @@ import (
 // Each group of operations registers its own routes.
 func (n *Node) storeRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/clerks/signin", n.handleClerkSignIn)
+	mux.HandleFunc("POST /v1/clerks/signout", n.handleClerkSignOut)
+	mux.HandleFunc("GET /v1/clerks/me", n.asClerk(func(w http.ResponseWriter, _ *http.Request, c Clerk) { writeJSON(w, http.StatusOK, c) }))
 	mux.HandleFunc("GET /v1/coupons/{code}", n.handleCheckCoupon)
 	n.customerRoutes(mux)
 	n.orderRoutes(mux)
@@ -19,7 +22,7 @@ func (n *Node) storeRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/customers/{id}/wishlist", n.handleAddWish)
 	mux.HandleFunc("DELETE /v1/customers/{id}/wishlist/{sku}", n.handleRemoveWish)
 	mux.HandleFunc("POST /v1/customers/{id}/wishlist/{sku}/basket", n.handleMoveToBasket)
-	mux.HandleFunc("POST /v1/contacts", n.handleContact)
+	mux.HandleFunc("POST /v1/contacts", n.asClerk(n.handleContact))
 	mux.HandleFunc("GET /v1/devices", n.handleDevices)
 }
 
@@ -32,13 +35,30 @@ func (n *Node) handleDevices(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d.Status())
 }
 
-// actorOf is who the request acts for: the X-Endcap-Clerk header names
-// the signed-in clerk (the apps send it); without it, the store's kiosk.
-func (n *Node) actorOf(r *http.Request) retail.Actor {
-	if c := r.Header.Get("X-Endcap-Clerk"); c != "" {
-		return retail.Actor{Kind: "clerk", ID: c}
+// actorOf is who the request acts for: the clerk of its session, or
+// without one the store's kiosk (a shopper acting for herself).
+func (n *Node) actorOf(r *http.Request) (retail.Actor, error) {
+	c, ok, err := n.sessionClerk(r)
+	if err != nil {
+		return retail.Actor{}, err
 	}
-	return retail.Actor{Kind: "system", ID: "kiosk-" + n.store.ID()}
+	if ok {
+		return retail.Actor{Kind: "clerk", ID: c.ID}, nil
+	}
+	return retail.Actor{Kind: "system", ID: "kiosk-" + n.store.ID()}, nil
+}
+
+// asClerk serves h only to a request with a clerk's session
+// (ErrSignInRequired, ErrSessionEnded otherwise).
+func (n *Node) asClerk(h func(http.ResponseWriter, *http.Request, Clerk)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := n.clerkFor(r, "")
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		h(w, r, c)
+	}
 }
 
 func (n *Node) handleSignIn(w http.ResponseWriter, r *http.Request) {
@@ -103,7 +123,12 @@ func (n *Node) handleAddWish(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	if err := n.store.AddWish(r.Context(), n.actorOf(r), r.PathValue("id"), req.SKU, req.Source, req.Note); err != nil {
+	actor, err := n.actorOf(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if err := n.store.AddWish(r.Context(), actor, r.PathValue("id"), req.SKU, req.Source, req.Note); err != nil {
 		fail(w, err)
 		return
 	}
@@ -111,7 +136,12 @@ func (n *Node) handleAddWish(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleRemoveWish(w http.ResponseWriter, r *http.Request) {
-	if err := n.store.RemoveWish(r.Context(), n.actorOf(r), r.PathValue("id"), r.PathValue("sku")); err != nil {
+	actor, err := n.actorOf(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if err := n.store.RemoveWish(r.Context(), actor, r.PathValue("id"), r.PathValue("sku")); err != nil {
 		fail(w, err)
 		return
 	}
@@ -119,7 +149,12 @@ func (n *Node) handleRemoveWish(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleMoveToBasket(w http.ResponseWriter, r *http.Request) {
-	line, err := n.store.MoveToBasket(r.Context(), n.actorOf(r), r.PathValue("id"), r.PathValue("sku"))
+	actor, err := n.actorOf(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	line, err := n.store.MoveToBasket(r.Context(), actor, r.PathValue("id"), r.PathValue("sku"))
 	if err != nil {
 		fail(w, err)
 		return
@@ -127,12 +162,17 @@ func (n *Node) handleMoveToBasket(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, line)
 }
 
-func (n *Node) handleContact(w http.ResponseWriter, r *http.Request) {
+func (n *Node) handleContact(w http.ResponseWriter, r *http.Request, c Clerk) {
 	var req NewContact
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	id, err := n.store.RecordContact(r.Context(), n.actorOf(r), req)
+	if req.ClerkID != "" && req.ClerkID != c.ID {
+		fail(w, refuse(ErrNotPermitted, "Signed in as %s, the contact names clerk %s: each clerk records her own.", c.ID, req.ClerkID))
+		return
+	}
+	req.ClerkID = c.ID
+	id, err := n.store.RecordContact(r.Context(), retail.Actor{Kind: "clerk", ID: c.ID}, req)
 	if err != nil {
 		fail(w, err)
 		return
@@ -159,6 +199,16 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
+// ClerkSession is the answer to a clerk's sign-in: who she is and the
+// session token her requests carry ("Authorization: Bearer TOKEN").
+type ClerkSession struct {
+	Clerk
+	Session string `json:"session"`
+	// IdleMinutes and MaxHours say when the session ends by itself.
+	IdleMinutes int `json:"idle_minutes"`
+	MaxHours    int `json:"max_hours"`
+}
+
 func (n *Node) handleClerkSignIn(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		ClerkID string `json:"clerk_id"`
@@ -172,7 +222,16 @@ func (n *Node) handleClerkSignIn(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, c)
+	writeJSON(w, http.StatusOK, ClerkSession{Clerk: c, Session: n.sessions.open(c, n.store.now()),
+		IdleMinutes: int(SessionIdle / time.Minute), MaxHours: int(SessionMax / time.Hour)})
+}
+
+func (n *Node) handleClerkSignOut(w http.ResponseWriter, r *http.Request) {
+	if !n.sessions.close(bearer(r)) {
+		fail(w, refuse(ErrSessionEnded, "No such session: it had ended already."))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (n *Node) handleCheckCoupon(w http.ResponseWriter, r *http.Request) {

@@ -3,11 +3,14 @@ package edge
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/endcap/endcap/internal/scenario"
 )
@@ -22,8 +25,34 @@ func apiServer(t testing.TB) (*httptest.Server, *Store) {
 	return srv, s
 }
 
-// send sends a request to the local API, as clerk when not empty (the
-// X-Endcap-Clerk header), and returns the answer with its body read.
+// sessionsOf caches a session per test server and clerk.
+var sessionsOf sync.Map // "URL clerk" -> token
+
+// signedIn signs clerk in on srv (PIN scenario.PIN) once and returns her
+// session token.
+func signedIn(t testing.TB, srv *httptest.Server, clerk string) string {
+	t.Helper()
+	key := srv.URL + " " + clerk
+	if tok, ok := sessionsOf.Load(key); ok {
+		return tok.(string)
+	}
+	resp, err := http.Post(srv.URL+"/v1/clerks/signin", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"clerk_id":%q,"pin":%q}`, clerk, scenario.PIN)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s ClerkSession
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil || resp.StatusCode != http.StatusOK || s.Session == "" {
+		t.Fatalf("sign in %s: %d %v %+v", clerk, resp.StatusCode, err, s)
+	}
+	sessionsOf.Store(key, s.Session)
+	return s.Session
+}
+
+// send sends a request to the local API, as clerk when not empty (her
+// session, signed in once per server), and returns the answer with its
+// body read.
 func send(t testing.TB, srv *httptest.Server, method, path, body, clerk string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
@@ -31,7 +60,7 @@ func send(t testing.TB, srv *httptest.Server, method, path, body, clerk string) 
 		t.Fatal(err)
 	}
 	if clerk != "" {
-		req.Header.Set("X-Endcap-Clerk", clerk)
+		req.Header.Set("Authorization", "Bearer "+signedIn(t, srv, clerk))
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -97,4 +126,106 @@ func TestStoreAPI(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The local API takes the clerk from her session, never from the request:
+// no session, an ended one, or a body naming another clerk is refused and
+// writes nothing.
+func TestAPIClerkSessions(t *testing.T) {
+	srv, s := apiServer(t)
+	now := scenario.T0
+	s.now = func() time.Time { return now }
+	sale := `{"lines":[{"barcode":"012345678905"}],"tenders":[{"kind":"cash","amount_cents":1200}]}`
+	do := func(method, path, body, auth string, header ...string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e Error
+		b, _ := io.ReadAll(resp.Body)
+		json.Unmarshal(b, &e)
+		return resp.StatusCode, e.Code
+	}
+	want := func(what string, gotStatus int, gotCode string, status int, code string) {
+		t.Helper()
+		if gotStatus != status || gotCode != code {
+			t.Fatalf("%s: %d %q, want %d %q", what, gotStatus, gotCode, status, code)
+		}
+	}
+	before := pending(t, s)
+
+	st, code := do("POST", "/v1/sales", sale, "")
+	want("a sale without a session", st, code, 401, "signin_required")
+	st, code = do("POST", "/v1/sales", sale, "", "X-Endcap-Clerk", "clerk-S1")
+	want("a sale with only a clerk header", st, code, 401, "signin_required")
+	st, code = do("GET", "/v1/customers/cust-1/360", "", "not-a-session")
+	want("a made-up token", st, code, 401, "session_ended")
+	st, code = do("POST", "/v1/clerks/signin", `{"clerk_id":"clerk-S1","pin":"0000"}`, "")
+	want("a wrong PIN", st, code, 401, "wrong_pin")
+
+	tok := signedIn(t, srv, "clerk-S1")
+	resp, b := send(t, srv, "GET", "/v1/clerks/me", "", "clerk-S1")
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"id":"clerk-S1"`) {
+		t.Fatalf("me: %d %s", resp.StatusCode, b)
+	}
+	st, code = do("POST", "/v1/sales", `{"clerk_id":"mgr-S1",`+sale[1:], tok)
+	want("a sale naming another clerk", st, code, 403, "not_permitted")
+	st, code = do("POST", "/v1/aisle-orders", `{"clerk_id":"clerk-S1"}`, "")
+	want("an aisle order naming a clerk without her session", st, code, 401, "signin_required")
+	if got := pending(t, s); got != before {
+		t.Fatalf("refused requests wrote %d mutations", got-before)
+	}
+
+	st, _ = do("POST", "/v1/sales", sale, tok)
+	want("a sale in her session", st, "", 201, "")
+	now = now.Add(SessionIdle - time.Minute)
+	st, _ = do("GET", "/v1/customers/cust-1/360", "", tok)
+	want("29 minutes later", st, "", 200, "")
+	now = now.Add(SessionIdle + time.Minute)
+	st, code = do("GET", "/v1/customers/cust-1/360", "", tok)
+	want("idle too long", st, code, 401, "session_ended")
+
+	tok2 := signedIn(t, srv, "mgr-S1")
+	st, _ = do("POST", "/v1/clerks/signout", "", tok2)
+	want("sign out", st, "", 204, "")
+	st, code = do("GET", "/v1/clerks/me", "", tok2)
+	want("after signing out", st, code, 401, "session_ended")
+	st, code = do("POST", "/v1/clerks/signout", "", tok2)
+	want("signing out twice", st, code, 401, "session_ended")
+
+	// A session in use all day still ends after SessionMax: a new shift
+	// signs in again.
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/clerks/signin", strings.NewReader(`{"clerk_id":"mgr-S1","pin":"`+scenario.PIN+`"}`))
+	resp, b = func() (*http.Response, []byte) {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}()
+	var cs ClerkSession
+	if err := json.Unmarshal(b, &cs); err != nil || resp.StatusCode != 200 || cs.Session == "" || cs.IdleMinutes != 30 || cs.MaxHours != 12 {
+		t.Fatalf("sign in: %d %s", resp.StatusCode, b)
+	}
+	for end := now.Add(SessionMax); now.Before(end); now = now.Add(SessionIdle / 2) {
+		st, _ = do("GET", "/v1/clerks/me", "", cs.Session)
+		want("in use during the shift", st, "", 200, "")
+	}
+	now = now.Add(time.Minute)
+	st, code = do("GET", "/v1/clerks/me", "", cs.Session)
+	want("after the shift", st, code, 401, "session_ended")
 }

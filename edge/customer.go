@@ -418,6 +418,9 @@ type ReturnStats struct {
 	CapDays             int     `json:"cap_days"`
 	HighMaintenance     bool    `json:"high_maintenance"`
 	Why                 string  `json:"why,omitempty"` // why she is high maintenance
+	// StoreCreditCents is what she has left of refunds paid as store
+	// credit (retail.StoreCreditBalance).
+	StoreCreditCents retail.Cents `json:"store_credit_cents"`
 }
 
 // The high-maintenance thresholds (ReturnStats).
@@ -1031,6 +1034,9 @@ func returnStats(ctx context.Context, q querier, h *history, now time.Time) (Ret
 	}
 	if st.UnitsBought > 0 {
 		st.Rate = float64(st.UnitsReturned) / float64(st.UnitsBought)
+	}
+	if st.StoreCreditCents, err = retail.StoreCreditBalance(ctx, q, h.profile.ID); err != nil {
+		return st, err
 	}
 	near := max(st.ReceiptlessCap-1, 1)
 	switch {

@@ -489,10 +489,11 @@ func TestCustomer360Returners(t *testing.T) {
 			HighMaintenance: true, Why: "returned 3 of 4 units bought (75%) in 3 returns"}},
 		{"cust-sam", ReturnStats{Returns: 3, UnitsReturned: 3, UnitsBought: 10, RefundCents: 6000, Rate: 0.3, ReceiptlessCap: 3, CapDays: 45}},
 		{"cust-quinn", ReturnStats{Returns: 2, WithoutOrder: 2, UnitsReturned: 2, RefundCents: 4000, ReceiptlessInWindow: 2, ReceiptlessCap: 3, CapDays: 45,
-			HighMaintenance: true, Why: "made 2 returns without a receipt in the last 45 days; the cap is 3"}},
-		{"cust-pia", ReturnStats{Returns: 2, WithoutOrder: 2, UnitsReturned: 2, RefundCents: 4000, ReceiptlessInWindow: 1, ReceiptlessCap: 3, CapDays: 45}},
+			HighMaintenance: true, Why: "made 2 returns without a receipt in the last 45 days; the cap is 3", StoreCreditCents: 4000}},
+		{"cust-pia", ReturnStats{Returns: 2, WithoutOrder: 2, UnitsReturned: 2, RefundCents: 4000, ReceiptlessInWindow: 1, ReceiptlessCap: 3, CapDays: 45,
+			StoreCreditCents: 4000}},
 		{"cust-zoe", ReturnStats{Returns: 3, WithoutOrder: 3, UnitsReturned: 3, RefundCents: 6000, ReceiptlessCap: 3, CapDays: 45,
-			HighMaintenance: true, Why: "returned 3 units in 3 returns and bought nothing on record"}},
+			HighMaintenance: true, Why: "returned 3 units in 3 returns and bought nothing on record", StoreCreditCents: 6000}},
 	} {
 		t.Run(tc.customer, func(t *testing.T) {
 			c, err := s.Customer360(ctx, tc.customer)

@@ -42,14 +42,15 @@ type Config struct {
 
 // Node is a running edge.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	replica *replication.Replica
-	sync    *replication.Edge
-	store   *Store
-	devices atomic.Pointer[Devices] // set by StartDevices
-	http    *http.Server
-	ln      net.Listener
+	cfg      Config
+	log      *slog.Logger
+	replica  *replication.Replica
+	sync     *replication.Edge
+	store    *Store
+	devices  atomic.Pointer[Devices] // set by StartDevices
+	sessions sessions                // clerks signed in on the local API
+	http     *http.Server
+	ln       net.Listener
 }
 
 // Start opens the replica, starts the sync worker and the local API.

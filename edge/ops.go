@@ -70,7 +70,7 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 	}
 	s := &Store{id: cfg.StoreID, replica: cfg.Replica, now: cfg.Now, log: cfg.Logger,
 		coupons: couponSigner{key: cfg.CouponKey}, wallet: cfg.Wallet,
-		pins: &pinGuard{attempts: cfg.PINAttempts, lockout: cfg.PINLockout, state: map[string]*pinState{}}}
+		pins: &pinGuard{attempts: cfg.PINAttempts, lockout: cfg.PINLockout}}
 	cfg.Replica.OnRelease(s.readers.closeAll)
 	return s, nil
 }
@@ -117,6 +117,7 @@ var (
 	ErrReturnWindow    = &Error{Code: "past_return_window", Status: http.StatusUnprocessableEntity}
 	ErrOverPaid        = &Error{Code: "over_paid", Status: http.StatusUnprocessableEntity}
 	ErrOutOfStock      = &Error{Code: "insufficient_stock", Status: http.StatusConflict}
+	ErrNoCredit        = &Error{Code: "insufficient_credit", Status: http.StatusUnprocessableEntity}
 )
 
 // write applies one mutation locally and queues it for the hub. A request

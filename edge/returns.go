@@ -534,10 +534,11 @@ func pickTenders(o *boughtOrder, want *retail.Tender, amt retail.Cents) ([]retai
 }
 
 func tenderLabel(k retail.TenderKind, card string) string {
+	name := strings.ReplaceAll(string(k), "_", " ")
 	if card != "" {
-		return string(k) + " " + card
+		return name + " " + card
 	}
-	return string(k)
+	return name
 }
 
 func (s *Store) planReceiptless(ctx context.Context, db *retail.DB, req ReturnRequest, hdr receiptHeader) (returnPlan, error) {

@@ -134,8 +134,9 @@ func receiptTender(t retail.Tender) ReceiptTender {
 // ErrUnknownCustomer, ErrUnknownProduct), an empty basket
 // (ErrEmptyBasket), a coupon CheckCoupon refuses (forged, expired, used,
 // someone else's) or one that does not apply to the basket
-// (ErrCouponNotApplicable), and tenders that do not pay the total exactly
-// or are not cash or card (ErrInvalid, with the amounts).
+// (ErrCouponNotApplicable), tenders that do not pay the total exactly or
+// lack their token (ErrInvalid, with the amounts), and more store credit
+// than the shopper has (ErrNoCredit).
 //
 // The discounts travel on the sale's coupons (retail.CouponUse), so a
 // coupon used twice while stores were offline is flagged with its amount;
@@ -181,6 +182,9 @@ func (s *Store) Sale(ctx context.Context, req SaleRequest) (SaleResult, error) {
 		return SaleResult{}, err
 	}
 	o.Tenders = req.Tenders
+	if err := s.checkStoreCredit(ctx, req.CustomerID, o.Tenders); err != nil {
+		return SaleResult{}, err
+	}
 	res, err := s.write(ctx, retail.Actor{Kind: "clerk", ID: req.ClerkID}, &retail.RecordSale{Order: o})
 	if err != nil {
 		return SaleResult{}, err
@@ -197,18 +201,20 @@ func (s *Store) Sale(ctx context.Context, req SaleRequest) (SaleResult, error) {
 		Exceptions: res.Exceptions, Receipt: rc}, nil
 }
 
-// checkTenders refuses tenders that are not cash or card (with its
-// token), negative, or do not add up to total.
+// checkTenders refuses tenders this till does not take (cash; card or
+// gift card, each with the payment processor's token; store credit),
+// negative ones, and tenders that do not add up to total.
 func checkTenders(ts []retail.Tender, total retail.Cents) error {
 	var paid retail.Cents
 	for i, t := range ts {
+		tokenised := t.Kind == retail.TenderCard || t.Kind == retail.TenderGiftCard
 		switch {
-		case t.Kind != retail.TenderCash && t.Kind != retail.TenderCard:
-			return refuse(ErrInvalid, "Tender %d is %q: this till takes cash or card.", i+1, t.Kind)
-		case t.Kind == retail.TenderCard && t.CardToken == "":
-			return refuse(ErrInvalid, "Tender %d is a card without its card token: run the card through the terminal.", i+1)
-		case t.Kind == retail.TenderCash && t.CardToken != "":
-			return refuse(ErrInvalid, "Tender %d is cash but carries a card token.", i+1)
+		case !t.Kind.Valid():
+			return refuse(ErrInvalid, "Tender %d is %q: this till takes cash, card, gift card or store credit.", i+1, t.Kind)
+		case tokenised && t.CardToken == "":
+			return refuse(ErrInvalid, "Tender %d is a %s without its token: run it through the terminal.", i+1, tenderLabel(t.Kind, ""))
+		case !tokenised && t.CardToken != "":
+			return refuse(ErrInvalid, "Tender %d is %s but carries a card token.", i+1, tenderLabel(t.Kind, ""))
 		case t.AmountCents < 0:
 			return refuse(ErrInvalid, "Tender %d is negative (%s).", i+1, fmtMoney(t.AmountCents))
 		}
@@ -216,6 +222,37 @@ func checkTenders(ts []retail.Tender, total retail.Cents) error {
 	}
 	if paid != total {
 		return refuse(ErrInvalid, "The tenders pay %s but the total is %s: they must pay it exactly.", fmtMoney(paid), fmtMoney(total))
+	}
+	return nil
+}
+
+// checkStoreCredit refuses store credit without a signed-in shopper, or
+// more of it than her balance on this replica (ErrNoCredit). A gift card
+// is checked by its processor, like a card, before its token gets here.
+func (s *Store) checkStoreCredit(ctx context.Context, customer string, ts []retail.Tender) error {
+	var spend retail.Cents
+	for _, t := range ts {
+		if t.Kind == retail.TenderStoreCredit {
+			spend += t.AmountCents
+		}
+	}
+	if spend == 0 {
+		return nil
+	}
+	if customer == "" {
+		return refuse(ErrInvalid, "Store credit belongs to a shopper: sign her in to pay with it.")
+	}
+	var bal retail.Cents
+	err := s.query(func(db *retail.DB) error {
+		var err error
+		bal, err = retail.StoreCreditBalance(ctx, db, customer)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if spend > bal {
+		return refuse(ErrNoCredit, "She has %s of store credit; %s cannot be paid with it.", fmtMoney(max(bal, 0)), fmtMoney(spend))
 	}
 	return nil
 }

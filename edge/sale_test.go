@@ -229,6 +229,11 @@ func TestSale(t *testing.T) {
 		ordDaysAgo(30, ordPromotion("PJACKET", retail.PromoAmountOff, 500, "", "jackets", 0)),
 	}
 	hist = append(append(promos, hist...), ordDaysAgo(30, issueExpired), ordDaysAgo(10, used))
+	// cust-2 has 12.00 of store credit from a return without an order.
+	hist = append(hist, ordDaysAgo(5, ordNoOrderReturn("ret-credit", "cust-2")))
+	credit := func(c retail.Cents) retail.Tender {
+		return retail.Tender{Kind: retail.TenderStoreCredit, AmountCents: c}
+	}
 
 	shoe := ItemLine{Barcode: shoeBarcode}
 	socks := func(n int64) ItemLine { return ItemLine{SKU: "SKU-2", Qty: n} }
@@ -246,6 +251,10 @@ func TestSale(t *testing.T) {
 			req:      SaleRequest{CustomerID: "cust-2", Lines: []ItemLine{{Barcode: sockBarcode}}, Tenders: ordCard(1200, "tok-x")},
 			subtotal: 1200},
 		{name: "split tender", req: SaleRequest{Lines: []ItemLine{shoe}, Tenders: append(ordCard(5000, "tok-x"), ordCash(3000)...)}, subtotal: 8000},
+		{name: "gift card", req: SaleRequest{Lines: []ItemLine{shoe}, Tenders: []retail.Tender{{Kind: retail.TenderGiftCard, AmountCents: 8000, CardToken: "gc-7731"}}},
+			subtotal: 8000},
+		{name: "her store credit and cash", req: SaleRequest{CustomerID: "cust-2", Lines: []ItemLine{shoe}, Tenders: append([]retail.Tender{credit(1200)}, ordCash(6800)...)},
+			subtotal: 8000},
 		{name: "amount off", req: SaleRequest{CustomerID: "cust-1", Lines: []ItemLine{shoe}, Coupons: []string{codes["ten"]}, Tenders: ordCard(7000, "tok-1")},
 			subtotal: 8000, discount: 1000},
 		{name: "percent off its category only",
@@ -265,7 +274,18 @@ func TestSale(t *testing.T) {
 		{name: "tenders short", req: SaleRequest{Lines: []ItemLine{shoe}, Tenders: ordCash(7999)}, want: ErrInvalid},
 		{name: "tenders over", req: SaleRequest{Lines: []ItemLine{shoe}, Tenders: append(ordCash(8000), ordCash(1)...)}, want: ErrInvalid},
 		{name: "card without token", req: SaleRequest{Lines: []ItemLine{shoe}, Tenders: ordCard(8000, "")}, want: ErrInvalid},
-		{name: "gift card", req: SaleRequest{Lines: []ItemLine{shoe}, Tenders: []retail.Tender{{Kind: retail.TenderGiftCard, AmountCents: 8000}}}, want: ErrInvalid},
+		{name: "gift card without its token", req: SaleRequest{Lines: []ItemLine{shoe}, Tenders: []retail.Tender{{Kind: retail.TenderGiftCard, AmountCents: 8000}}},
+			want: ErrInvalid},
+		{name: "cash with a card token", req: SaleRequest{Lines: []ItemLine{shoe}, Tenders: []retail.Tender{{Kind: retail.TenderCash, AmountCents: 8000, CardToken: "x"}}},
+			want: ErrInvalid},
+		{name: "a tender kind the till does not know", req: SaleRequest{Lines: []ItemLine{shoe}, Tenders: []retail.Tender{{Kind: "cheque", AmountCents: 8000}}},
+			want: ErrInvalid},
+		{name: "store credit over her balance", req: SaleRequest{CustomerID: "cust-2", Lines: []ItemLine{shoe}, Tenders: []retail.Tender{credit(8000)}},
+			want: ErrNoCredit},
+		{name: "store credit without a shopper", req: SaleRequest{Lines: []ItemLine{{Barcode: sockBarcode}}, Tenders: []retail.Tender{credit(1200)}},
+			want: ErrInvalid},
+		{name: "another shopper's store credit", req: SaleRequest{CustomerID: "cust-1", Lines: []ItemLine{{Barcode: sockBarcode}}, Tenders: []retail.Tender{credit(1200)}},
+			want: ErrNoCredit},
 		{name: "no clerk", req: SaleRequest{ClerkID: "-", Lines: []ItemLine{shoe}, Tenders: ordCash(8000)}, want: ErrInvalid},
 		{name: "unknown clerk", req: SaleRequest{ClerkID: "nobody", Lines: []ItemLine{shoe}, Tenders: ordCash(8000)}, want: ErrUnknownClerk},
 		{name: "unknown customer", req: SaleRequest{CustomerID: "cust-404", Lines: []ItemLine{shoe}, Tenders: ordCash(8000)}, want: ErrUnknownCustomer},

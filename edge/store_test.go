@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/endcap/endcap/internal/scenario"
+	"github.com/endcap/endcap/replication"
 	"github.com/endcap/endcap/retail"
 )
 
@@ -50,6 +52,60 @@ func TestClerkSignIn(t *testing.T) {
 				t.Fatal("an error without a message")
 			}
 		})
+	}
+}
+
+// A lockout outlives the edge: a clerk locked before a restart (or a
+// crash) is still locked after it, until the lockout ends.
+func TestClerkLockoutSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	s, r, _ := testStore(t)
+	now := scenario.T0
+	s.now = func() time.Time { return now }
+	for i := 1; i <= 5; i++ {
+		s.SignInClerk(ctx, "clerk-S1", "0000")
+	}
+	db0, done0 := r.DB()
+	path := db0.Path()
+	done0()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := replication.OpenReplica(ctx, replication.ReplicaConfig{Path: path, Region: "test", Edge: "S1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r2.Close() })
+	s2, err := NewStore(StoreConfig{StoreID: "S1", Replica: r2, CouponKey: testKey, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.SignInClerk(ctx, "clerk-S1", scenario.PIN); !errors.Is(err, ErrLocked) {
+		t.Fatalf("right PIN after a restart while locked: %v, want locked", err)
+	}
+	now = now.Add(16 * time.Minute)
+	if _, err := s2.SignInClerk(ctx, "clerk-S1", scenario.PIN); err != nil {
+		t.Fatalf("after the lockout: %v", err)
+	}
+	// Failures before a restart count after it; a right PIN clears them.
+	for i := 1; i <= 3; i++ {
+		s2.SignInClerk(ctx, "clerk-S1", "0000")
+	}
+	var failures int
+	db, done := r2.DB()
+	err = db.QueryRowContext(ctx, "SELECT failures FROM edge_clerk_pins WHERE clerk_id = 'clerk-S1'").Scan(&failures)
+	done()
+	if err != nil || failures != 3 {
+		t.Fatalf("failures %d (%v), want 3", failures, err)
+	}
+	if _, err := s2.SignInClerk(ctx, "clerk-S1", scenario.PIN); err != nil {
+		t.Fatal(err)
+	}
+	db, done = r2.DB()
+	err = db.QueryRowContext(ctx, "SELECT failures FROM edge_clerk_pins WHERE clerk_id = 'clerk-S1'").Scan(&failures)
+	done()
+	if !errors.Is(err, sql.ErrNoRows) {
+		t.Fatalf("after a right PIN: %d failures (%v), want none", failures, err)
 	}
 }
 

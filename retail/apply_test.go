@@ -1,6 +1,7 @@
 package retail
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -540,5 +541,55 @@ func TestEngagement(t *testing.T) {
 		{name: "resolving twice", setup: []Body{&AdjustStock{Location: "S2", SKU: "SKU-1", Delta: -3, Reason: "shrink"},
 			&ResolveException{ExceptionID: "test/17#1", ClerkID: "mgr", Resolution: "x"}},
 			body: &ResolveException{ExceptionID: "test/17#1", ClerkID: "mgr", Resolution: "y"}, status: StatusRejected, code: CodeBadTransition},
+	})
+}
+
+// withCredit pays c of the order with store credit, the rest by card.
+func withCredit[T interface{ *RecordSale | *PlaceOrder }](b T, c Cents) T {
+	var o *Order
+	switch v := any(b).(type) {
+	case *RecordSale:
+		o = &v.Order
+	case *PlaceOrder:
+		o = &v.Order
+	}
+	_, _, total := o.Totals()
+	o.Tenders = []Tender{{Kind: TenderStoreCredit, AmountCents: c}}
+	if total > c {
+		o.Tenders = append(o.Tenders, Tender{Kind: TenderCard, AmountCents: total - c, CardToken: "tok-cust-1"})
+	}
+	return b
+}
+
+// Store credit: refunds paid as store credit, less what she paid with it.
+// A till sale (a fact) that spends more is applied and flagged; an order
+// (a request) is refused.
+func TestStoreCredit(t *testing.T) {
+	socks := Line{SKU: "SKU-2", Qty: 1, UnitPriceCents: 1200}
+	shoe := Line{SKU: "SKU-1", Qty: 1, UnitPriceCents: 8000} // in stock at DC1, where kiosk orders ship from
+	credit := receiptless("r-credit", TenderStoreCredit) // 1000 of credit for cust-1
+	runApplyCases(t, []applyCase{
+		{name: "a sale within her credit", setup: []Body{credit}, body: withCredit(sale("s1", "cust-1", socks), 1000),
+			status: StatusAccepted, check: func(t *testing.T, r *region) {
+				bal, err := StoreCreditBalance(context.Background(), r.db, "cust-1")
+				eq(t, "balance error", err, nil)
+				eq(t, "balance", bal, 0)
+			}},
+		{name: "a second sale spending the same credit", setup: []Body{credit, withCredit(sale("s0", "cust-1", socks), 1000)},
+			body: withCredit(sale("s1", "cust-1", socks), 600), status: StatusFlagged, flags: []ExceptionKind{ExCreditOverdrawn},
+			check: func(t *testing.T, r *region) {
+				eq(t, "over by", r.int("SELECT amount_cents FROM exceptions"), 600)
+				eq(t, "the sale stands", r.int("SELECT count(*) FROM orders WHERE id = 's1'"), 1)
+			}},
+		{name: "a sale with credit she never had", body: withCredit(sale("s1", "cust-1", socks), 1200),
+			status: StatusFlagged, flags: []ExceptionKind{ExCreditOverdrawn}},
+		{name: "store credit without a customer", setup: []Body{credit}, body: withCredit(sale("s1", "", socks), 1000),
+			status: StatusRejected, code: CodeInvalid},
+		{name: "an order within her credit", setup: []Body{credit}, body: withCredit(kioskOrder("o1", shoe), 1000), status: StatusAccepted},
+		{name: "an order over her credit", setup: []Body{credit}, body: withCredit(kioskOrder("o1", shoe), 1200),
+			status: StatusRejected, code: CodeInsufficientCredit},
+		{name: "a cancelled order gives its credit back", setup: []Body{credit, withCredit(kioskOrder("o0", shoe), 1000),
+			&FulfilOrder{OrderID: "o0", Status: OrderCancelled}},
+			body: withCredit(kioskOrder("o1", shoe), 1000), status: StatusAccepted},
 	})
 }

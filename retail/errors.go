@@ -33,17 +33,18 @@ func (r *Rejection) Error() string { return r.Reason }
 
 // Rejection codes.
 const (
-	CodeInvalid           = "invalid"
-	CodeNotFound          = "not_found"
-	CodeDuplicateID       = "duplicate_id"
-	CodeConflict          = "conflict"
-	CodeInsufficientStock = "insufficient_stock"
-	CodeCouponUsed        = "coupon_used"
-	CodeCouponExpired     = "coupon_expired"
-	CodeCouponNotHers     = "coupon_not_hers"
-	CodeBadTransition     = "bad_transition"
-	CodeInactive          = "inactive"
-	CodeNotPermitted      = "not_permitted" // the actor's role may not do this
+	CodeInvalid            = "invalid"
+	CodeNotFound           = "not_found"
+	CodeDuplicateID        = "duplicate_id"
+	CodeConflict           = "conflict"
+	CodeInsufficientStock  = "insufficient_stock"
+	CodeInsufficientCredit = "insufficient_credit" // store credit below what the order pays with it
+	CodeCouponUsed         = "coupon_used"
+	CodeCouponExpired      = "coupon_expired"
+	CodeCouponNotHers      = "coupon_not_hers"
+	CodeBadTransition      = "bad_transition"
+	CodeInactive           = "inactive"
+	CodeNotPermitted       = "not_permitted" // the actor's role may not do this
 )
 
 func reject(code, format string, args ...any) error {

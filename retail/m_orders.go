@@ -261,6 +261,9 @@ func (b *PlaceOrder) Validate() error {
 	return c.err()
 }
 func (b *PlaceOrder) apply(ctx context.Context, a *applier) error {
+	if err := a.checkStoreCredit(ctx, &b.Order, Request); err != nil {
+		return err
+	}
 	skus, qty := b.qtyBySKU()
 	for _, sku := range skus {
 		avail, err := a.available(ctx, b.FulfilFrom, sku)
@@ -322,6 +325,9 @@ func (b *RecordSale) Validate() error {
 	return c.err()
 }
 func (b *RecordSale) apply(ctx context.Context, a *applier) error {
+	if err := a.checkStoreCredit(ctx, &b.Order, Fact); err != nil {
+		return err
+	}
 	o := b.Order
 	o.FulfilFrom = b.StoreID
 	if err := o.insert(ctx, a, OrderCompleted); err != nil {

@@ -168,13 +168,14 @@ const (
 	ExDuplicateRedemption ExceptionKind = "duplicate_redemption" // coupon already redeemed elsewhere
 	ExExpiredCoupon       ExceptionKind = "expired_coupon"
 	ExUnknownCoupon       ExceptionKind = "unknown_coupon"
-	ExOverRefund          ExceptionKind = "over_refund"           // refund above what was paid (with that tender)
-	ExOverReturnUnits     ExceptionKind = "over_return_units"     // more units than bought minus already returned
-	ExTenderMismatch      ExceptionKind = "tender_mismatch"       // refund to another tender without approval
-	ExPastReturnWindow    ExceptionKind = "past_return_window"    // without approval
-	ExReceiptlessCap      ExceptionKind = "receiptless_cap"       // too many returns without an order
-	ExCouponNotHers       ExceptionKind = "coupon_other_customer" // used by someone it was not issued to
-	ExUnapprovedApprover  ExceptionKind = "unauthorised_approval" // approver is not a manager
+	ExOverRefund          ExceptionKind = "over_refund"            // refund above what was paid (with that tender)
+	ExOverReturnUnits     ExceptionKind = "over_return_units"      // more units than bought minus already returned
+	ExTenderMismatch      ExceptionKind = "tender_mismatch"        // refund to another tender without approval
+	ExPastReturnWindow    ExceptionKind = "past_return_window"     // without approval
+	ExReceiptlessCap      ExceptionKind = "receiptless_cap"        // too many returns without an order
+	ExCouponNotHers       ExceptionKind = "coupon_other_customer"  // used by someone it was not issued to
+	ExUnapprovedApprover  ExceptionKind = "unauthorised_approval"  // approver is not a manager
+	ExCreditOverdrawn     ExceptionKind = "store_credit_overdrawn" // paid with more store credit than she had
 )
 
 func oneOf[T ~string](v T, allowed ...T) bool {
