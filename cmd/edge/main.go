@@ -61,6 +61,12 @@ GET /v1/checksum; see docs/api.md). Sales and returns written here are
 kept in the outbox until the hub has them, across restarts and days
 offline.
 
+With --coupon-key-file the API also runs the store's operations: shopper
+sign-in and coupons, customer 360, sales, returns, endless aisle, wish
+lists. A clerk signs in with her PIN (POST /v1/clerks/signin) and sends
+the session it returns as "Authorization: Bearer TOKEN"; sessions end
+after 30 minutes idle or 12 hours.
+
 Example:
   ENDCAP_EDGE_PASSWORD=... edge --id S001 --data /var/lib/endcap/S001 \
       --mqtt tcp://127.0.0.1:1883 --hub http://127.0.0.1:8101 --bootstrap
