@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 )
@@ -9,32 +10,48 @@ import (
 // aisle to the local API (docs/api.md, "Sales, returns and the endless
 // aisle").
 func (n *Node) orderRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/sales", n.handleSale)
+	mux.HandleFunc("POST /v1/sales", receiptOp(n, n.store.Sale, true,
+		func(q *SaleRequest) *string { return &q.ClerkID }, func(r *SaleResult) *Receipt { return &r.Receipt }))
 	mux.HandleFunc("GET /v1/customers/{id}/returnable", n.asClerk(n.handleReturnable))
 	mux.HandleFunc("GET /v1/returnable", n.asClerk(n.handleReturnableByCard))
-	mux.HandleFunc("POST /v1/returns", n.handleReturn)
+	mux.HandleFunc("POST /v1/returns", receiptOp(n, n.store.Return, true,
+		func(q *ReturnRequest) *string { return &q.ClerkID }, func(r *ReturnResult) *Receipt { return &r.Receipt }))
 	mux.HandleFunc("GET /v1/products", n.handleSearch)
-	mux.HandleFunc("POST /v1/aisle-orders", n.handleAisleOrder)
+	// At the kiosk the shopper orders herself; a clerk who takes the order
+	// for her does it under her session.
+	mux.HandleFunc("POST /v1/aisle-orders", receiptOp(n, n.store.OrderForLater, false,
+		func(q *AisleOrder) *string { return &q.ClerkID }, func(r *AisleResult) *Receipt { return &r.Receipt }))
 }
 
-func (n *Node) handleSale(w http.ResponseWriter, r *http.Request) {
-	var req SaleRequest
-	if !decodeBody(w, r, &req) {
-		return
+// receiptOp serves an operation that takes a JSON request, acts for a
+// clerk (the one of the session; needed if clerkRequired, else only when
+// the request has a session or names a clerk), prints a receipt and
+// answers 201 with the result.
+func receiptOp[Q, R any](n *Node, op func(context.Context, Q) (R, error), clerkRequired bool,
+	clerk func(*Q) *string, receipt func(*R) *Receipt) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req Q
+		if !decodeBody(w, r, &req) {
+			return
+		}
+		named := clerk(&req)
+		if _, ok, err := n.sessionClerk(r); clerkRequired || err != nil || ok || *named != "" {
+			c, err := n.clerkFor(r, *named)
+			if err != nil {
+				fail(w, err)
+				return
+			}
+			*named = c.ID
+		}
+		res, err := op(r.Context(), req)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		rc := receipt(&res)
+		rc.Print = n.print(r.Context(), *rc)
+		writeJSON(w, http.StatusCreated, res)
 	}
-	c, err := n.clerkFor(r, req.ClerkID)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	req.ClerkID = c.ID
-	res, err := n.store.Sale(r.Context(), req)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	res.Receipt.Print = n.print(r.Context(), res.Receipt)
-	writeJSON(w, http.StatusCreated, res)
 }
 
 func (n *Node) handleReturnable(w http.ResponseWriter, r *http.Request, _ Clerk) {
@@ -55,26 +72,6 @@ func (n *Node) handleReturnableByCard(w http.ResponseWriter, r *http.Request, _ 
 	writeJSON(w, http.StatusOK, lines)
 }
 
-func (n *Node) handleReturn(w http.ResponseWriter, r *http.Request) {
-	var req ReturnRequest
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	c, err := n.clerkFor(r, req.ClerkID)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	req.ClerkID = c.ID
-	res, err := n.store.Return(r.Context(), req)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	res.Receipt.Print = n.print(r.Context(), res.Receipt)
-	writeJSON(w, http.StatusCreated, res)
-}
-
 func (n *Node) handleSearch(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	sq := SearchQuery{Text: q.Get("q"), Category: q.Get("category"), Barcode: q.Get("barcode")}
@@ -91,28 +88,4 @@ func (n *Node) handleSearch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, hits)
-}
-
-func (n *Node) handleAisleOrder(w http.ResponseWriter, r *http.Request) {
-	var req AisleOrder
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	// At the kiosk the shopper orders herself; a clerk who takes the
-	// order for her does it under her session.
-	if _, ok, err := n.sessionClerk(r); err != nil || ok || req.ClerkID != "" {
-		c, err := n.clerkFor(r, req.ClerkID)
-		if err != nil {
-			fail(w, err)
-			return
-		}
-		req.ClerkID = c.ID
-	}
-	res, err := n.store.OrderForLater(r.Context(), req)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	res.Receipt.Print = n.print(r.Context(), res.Receipt)
-	writeJSON(w, http.StatusCreated, res)
 }
