@@ -307,6 +307,9 @@ func reportEdge(ctx context.Context, w io.Writer, n *edge.Node, b *replication.B
 	fmt.Fprintf(w, "\nMQTT broker: %s (WebSocket %s), region %q\n", b.URL(), b.WSURL(), demoRegion)
 	fmt.Fprintf(w, "Edge %s: applied hub sequence %d of %d, %d pending; local API http://%s\n", st.Edge, st.AppliedSeq, h.FSM().HubSeq(), st.Pending, n.HTTPAddr())
 	fmt.Fprintf(w, "  curl http://%s/v1/status\n  bin/hubctl stores\n", n.HTTPAddr())
+	fmt.Fprintf(w, "A clerk signs in with her PIN (every demo PIN is 1234; clerk-%s-01 is the store's manager) and sends the session it returns:\n", st.Edge)
+	fmt.Fprintf(w, "  curl -X POST http://%s/v1/clerks/signin -d '{\"clerk_id\":\"clerk-%s-01\",\"pin\":\"1234\"}'\n", n.HTTPAddr(), st.Edge)
+	fmt.Fprintf(w, "  curl -H 'Authorization: Bearer SESSION' http://%s/v1/customers/CUSTOMER-ID/360\n", n.HTTPAddr())
 	return nil
 }
 
