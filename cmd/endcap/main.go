@@ -23,6 +23,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -373,6 +374,25 @@ func waitLeader(ctx context.Context, c *hub.Client) (hub.Status, error) {
 // seed generates the demo region and submits every mutation to the hub,
 // so the region enters through the raft log like any other write and
 // every node, including ones that join later, holds the same data.
+// submit sends one batch to the hub, again while the cluster has no
+// leader (an election, which a busy machine can set off) for up to a
+// minute: the mutations' ids make a resent batch apply once.
+func submit(ctx context.Context, client *hub.Client, batch []json.RawMessage) error {
+	deadline := time.Now().Add(time.Minute)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		_, err := client.Submit(ctx, batch)
+		var ae *hub.APIError
+		if err == nil || time.Now().After(deadline) || (errors.As(err, &ae) && ae.Code != http.StatusServiceUnavailable) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
 func seed(ctx context.Context, o options, client *hub.Client, stderr io.Writer) error {
 	scratch := filepath.Join(o.data, "demo-scratch.db")
 	for _, s := range []string{"", "-wal", "-shm"} {
@@ -397,7 +417,7 @@ func seed(ctx context.Context, o options, client *hub.Client, stderr io.Writer) 
 		var err error
 		for b := range batches {
 			if err == nil {
-				if _, err = client.Submit(ctx, b); err == nil {
+				if err = submit(ctx, client, b); err == nil {
 					sent.Add(int64(len(b)))
 				}
 			}

@@ -3,10 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/endcap/endcap/hub"
 )
 
 // The first run starts a 3-node hub and seeds it through the raft log;
@@ -67,4 +73,30 @@ func checksums(t *testing.T, out string) []string {
 		sums = append(sums, m[1])
 	}
 	return sums
+}
+
+// A batch sent while the hub has no leader is sent again until one is
+// elected; other errors are not retried.
+func TestSubmitRetriesWithoutALeader(t *testing.T) {
+	var calls, status atomic.Int32
+	status.Store(http.StatusServiceUnavailable)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= 2 {
+			w.WriteHeader(int(status.Load()))
+			w.Write([]byte(`{"error":"not the leader"}`))
+			return
+		}
+		w.Write([]byte(`{"results":[{"status":"accepted"}]}`))
+	}))
+	t.Cleanup(srv.Close)
+	client := &hub.Client{Addr: srv.URL}
+	batch := []json.RawMessage{json.RawMessage(`{}`)}
+	if err := submit(context.Background(), client, batch); err != nil || calls.Load() != 3 {
+		t.Fatalf("submit: %v after %d calls, want success on the 3rd", err, calls.Load())
+	}
+	calls.Store(0)
+	status.Store(http.StatusBadRequest)
+	if err := submit(context.Background(), client, batch); err == nil || calls.Load() != 1 {
+		t.Fatalf("submit: %v after %d calls, want the 400 at once", err, calls.Load())
+	}
 }
