@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 )
 
 // Status is the outcome of applying a mutation.
@@ -64,15 +65,7 @@ func Apply(ctx context.Context, tx *Tx, m Mutation) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	prev, ok, err := previousResult(ctx, tx, m.ID)
-	if err != nil {
-		return Result{}, err
-	}
-	if ok {
-		return prev, nil
-	}
-
-	a := &applier{tx: tx, m: m, at: m.HLC.Wall}
+	a := &applier{tx: tx, m: m, id: m.ID.String(), at: m.HLC.Wall}
 	res := Result{ID: m.ID, Status: StatusAccepted}
 	typ := ""
 	if m.Body != nil {
@@ -80,40 +73,86 @@ func Apply(ctx context.Context, tx *Tx, m Mutation) (Result, error) {
 	}
 	if err := m.Validate(); err != nil {
 		res.Status, res.Code, res.Reason = StatusRejected, CodeInvalid, err.Error()
-	} else {
-		if _, err := tx.exec(ctx, "SAVEPOINT apply"); err != nil {
-			return Result{}, fmt.Errorf("apply %s %s: %w", typ, m.ID, err)
+		rec := a.record(typ, res)
+		if fresh, err := a.insertNew(ctx, tAppliedMutations, rec); err != nil {
+			return Result{}, fmt.Errorf("apply %s %s: record: %w", typ, m.ID, err)
+		} else if !fresh {
+			return duplicate(ctx, tx, m.ID)
 		}
-		err := m.Body.apply(ctx, a)
-		if err == nil {
-			err = a.writeExceptions(ctx)
-		}
-		var rej *Rejection
-		switch {
-		case err == nil:
-			if len(a.exceptions) > 0 {
-				res.Status = StatusFlagged
-				res.Exceptions = a.exceptions
-			}
-		case errors.As(err, &rej):
-			res.Status, res.Code, res.Reason = StatusRejected, rej.Code, rej.Reason
-			a.changes = nil
-			if _, err := tx.exec(ctx, "ROLLBACK TO apply"); err != nil {
-				return Result{}, fmt.Errorf("apply %s %s: %w", typ, m.ID, err)
-			}
-		default:
-			tx.exec(context.WithoutCancel(ctx), "ROLLBACK TO apply")
-			return Result{}, fmt.Errorf("apply %s %s: %w", typ, m.ID, err)
-		}
-		if _, err := tx.exec(ctx, "RELEASE apply"); err != nil {
-			return Result{}, fmt.Errorf("apply %s %s: %w", typ, m.ID, err)
-		}
+		a.changes = append(a.changes, RowChange{Table: tAppliedMutations.name, Op: OpPut, Cols: tAppliedMutations.cols, Vals: rec})
+		res.Changes = a.changes
+		return res, nil
 	}
-	if err := a.put(ctx, tAppliedMutations, m.ID.String(), typ, m.HLC.String(), m.Actor.String(),
-		string(res.Status), res.Code, res.Reason); err != nil {
+	if _, err := tx.exec(ctx, "SAVEPOINT apply"); err != nil {
+		return Result{}, fmt.Errorf("apply %s %s: %w", typ, m.ID, err)
+	}
+	// The mutation's applied_mutations row goes first, as if accepted: a
+	// mutation applied before finds its row there (and nothing else is
+	// written), one that is not holds the id from here on. The row's
+	// change is recorded last, with the outcome, as it always was.
+	rec := a.record(typ, res)
+	if fresh, err := a.insertNew(ctx, tAppliedMutations, rec); err != nil || !fresh {
+		if _, rerr := tx.exec(context.WithoutCancel(ctx), "RELEASE apply"); err == nil {
+			err = rerr
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("apply %s %s: record: %w", typ, m.ID, err)
+		}
+		return duplicate(ctx, tx, m.ID)
+	}
+	err := m.Body.apply(ctx, a)
+	if err == nil {
+		err = a.writeExceptions(ctx)
+	}
+	var rej *Rejection
+	switch {
+	case err == nil:
+		if len(a.exceptions) > 0 {
+			res.Status = StatusFlagged
+			res.Exceptions = a.exceptions
+		}
+	case errors.As(err, &rej):
+		// Everything the mutation wrote goes, its applied_mutations row too;
+		// the row is written again below, rejected.
+		res.Status, res.Code, res.Reason = StatusRejected, rej.Code, rej.Reason
+		a.changes = nil
+		if _, err := tx.exec(ctx, "ROLLBACK TO apply"); err != nil {
+			return Result{}, fmt.Errorf("apply %s %s: %w", typ, m.ID, err)
+		}
+	default:
+		tx.exec(context.WithoutCancel(ctx), "ROLLBACK TO apply")
+		tx.exec(context.WithoutCancel(ctx), "RELEASE apply")
+		return Result{}, fmt.Errorf("apply %s %s: %w", typ, m.ID, err)
+	}
+	if _, err := tx.exec(ctx, "RELEASE apply"); err != nil {
+		return Result{}, fmt.Errorf("apply %s %s: %w", typ, m.ID, err)
+	}
+	if res.Status == StatusAccepted {
+		// The row written first is the row: record its change.
+		a.changes = append(a.changes, RowChange{Table: tAppliedMutations.name, Op: OpPut, Cols: tAppliedMutations.cols, Vals: rec})
+	} else if err := a.put(ctx, tAppliedMutations, a.record(typ, res)...); err != nil {
 		return Result{}, fmt.Errorf("apply %s %s: record: %w", typ, m.ID, err)
 	}
 	res.Changes = a.changes
+	return res, nil
+}
+
+// record is the applied_mutations row of the mutation with result res.
+func (a *applier) record(typ string, res Result) []any {
+	return []any{a.id, typ, a.m.HLC.String(), a.m.Actor.String(),
+		string(res.Status), res.Code, res.Reason}
+}
+
+// duplicate answers a mutation whose id has an applied_mutations row
+// with its original result.
+func duplicate(ctx context.Context, tx *Tx, id MutationID) (Result, error) {
+	res, ok, err := previousResult(ctx, tx, id)
+	if err == nil && !ok {
+		err = fmt.Errorf("look up mutation %s: its row is missing", id)
+	}
+	if err != nil {
+		return Result{}, err
+	}
 	return res, nil
 }
 
@@ -160,7 +199,8 @@ func previousResult(ctx context.Context, tx *Tx, id MutationID) (Result, bool, e
 type applier struct {
 	tx         *Tx
 	m          Mutation
-	at         int64 // the mutation's HLC wall time: "now" for Apply
+	id         string // m.ID.String()
+	at         int64  // the mutation's HLC wall time: "now" for Apply
 	changes    []RowChange
 	exceptions []Exception
 }
@@ -202,6 +242,73 @@ func (a *applier) put(ctx context.Context, t *tableDef, vals ...any) error {
 	return nil
 }
 
+// insertNew inserts the whole row vals into t unless a row with its key
+// exists, and reports whether it did. It records no change: the caller
+// does, once it knows the row is final.
+func (a *applier) insertNew(ctx context.Context, t *tableDef, vals []any) (bool, error) {
+	res, err := a.tx.exec(ctx, insertSQL(t, 1, " ON CONFLICT DO NOTHING"), vals...)
+	if err != nil {
+		return false, fmt.Errorf("insert %s: %w", t.name, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("insert %s: %w", t.name, err)
+	}
+	return n == 1, nil
+}
+
+// maxRowsPerInsert bounds the rows insert writes in one statement, so
+// that a writer prepares at most that many statements per table.
+const maxRowsPerInsert = 16
+
+// insert writes new rows of t and records them as changes, in order.
+// rows holds whole rows, one after the other, each in t's column order.
+// It runs one statement for up to maxRowsPerInsert rows. Unlike put it
+// never replaces a row: a key that exists, like any broken constraint (a
+// foreign key), fails the statement, and nothing of it is written.
+func (a *applier) insert(ctx context.Context, t *tableDef, rows []any) error {
+	w := len(t.cols)
+	if len(rows)%w != 0 {
+		return fmt.Errorf("insert %s: %d values for rows of %d columns", t.name, len(rows), w)
+	}
+	for i, v := range rows {
+		rows[i] = normalize(v)
+	}
+	for len(rows) > 0 {
+		n := min(len(rows)/w, maxRowsPerInsert)
+		if _, err := a.tx.exec(ctx, insertSQL(t, n, ""), rows[:n*w]...); err != nil {
+			return fmt.Errorf("insert %s: %w", t.name, err)
+		}
+		for i := range n {
+			a.changes = append(a.changes, RowChange{Table: t.name, Op: OpPut, Cols: t.cols, Vals: rows[i*w : (i+1)*w : (i+1)*w]})
+		}
+		rows = rows[n*w:]
+	}
+	return nil
+}
+
+// insertSQL is an INSERT of n whole rows into t, followed by tail,
+// built once per table, row count and tail.
+func insertSQL(t *tableDef, n int, tail string) string {
+	k := insertKey{t, n, tail}
+	if q, ok := insertSQLs.Load(k); ok {
+		return q.(string)
+	}
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(t.cols)), ", ") + ")"
+	q := "INSERT INTO " + t.name + " (" + quoteIdents(t.cols) + ") VALUES " +
+		strings.TrimSuffix(strings.Repeat(row+", ", n), ", ") + tail
+	insertSQLs.Store(k, q)
+	return q
+}
+
+type insertKey struct {
+	t    *tableDef
+	n    int
+	tail string
+}
+
+var insertSQLs sync.Map // insertKey -> string
+
 // del deletes the row with the given key and records it as a change.
 func (a *applier) del(ctx context.Context, t *tableDef, key ...any) error {
 	if _, err := a.tx.exec(ctx, t.deleteSQL, key...); err != nil {
@@ -214,7 +321,20 @@ func (a *applier) del(ctx context.Context, t *tableDef, key ...any) error {
 // update runs an UPDATE of table t (a statement without RETURNING) and
 // records every row it changed, whole, as a put. It returns those rows.
 func (a *applier) update(ctx context.Context, t *tableDef, query string, args ...any) ([][]any, error) {
-	query += t.returning
+	rows, err := a.returning(ctx, t, query+t.returning, args...)
+	if err != nil {
+		return nil, err
+	}
+	for _, vals := range rows {
+		a.changes = append(a.changes, RowChange{Table: t.name, Op: OpPut, Cols: t.cols, Vals: vals})
+	}
+	return rows, nil
+}
+
+// returning runs a statement on table t that returns whole rows of t
+// (RETURNING every column) and returns them, in the order SQLite gives
+// them. It records no change.
+func (a *applier) returning(ctx context.Context, t *tableDef, query string, args ...any) ([][]any, error) {
 	var out [][]any
 	handled, err := a.tx.rawQuery(ctx, func(row []driver.Value) error {
 		vals := make([]any, len(row))
@@ -224,7 +344,6 @@ func (a *applier) update(ctx context.Context, t *tableDef, query string, args ..
 			}
 			vals[i] = normalize(v)
 		}
-		a.changes = append(a.changes, RowChange{Table: t.name, Op: OpPut, Cols: t.cols, Vals: vals})
 		out = append(out, vals)
 		return nil
 	}, query, args...)
@@ -251,7 +370,6 @@ func (a *applier) update(ctx context.Context, t *tableDef, query string, args ..
 		for i, v := range vals {
 			vals[i] = normalize(v)
 		}
-		a.changes = append(a.changes, RowChange{Table: t.name, Op: OpPut, Cols: t.cols, Vals: vals})
 		out = append(out, vals)
 	}
 	if err := rows.Err(); err != nil {

@@ -567,7 +567,7 @@ func withCredit[T interface{ *RecordSale | *PlaceOrder }](b T, c Cents) T {
 func TestStoreCredit(t *testing.T) {
 	socks := Line{SKU: "SKU-2", Qty: 1, UnitPriceCents: 1200}
 	shoe := Line{SKU: "SKU-1", Qty: 1, UnitPriceCents: 8000} // in stock at DC1, where kiosk orders ship from
-	credit := receiptless("r-credit", TenderStoreCredit) // 1000 of credit for cust-1
+	credit := receiptless("r-credit", TenderStoreCredit)     // 1000 of credit for cust-1
 	runApplyCases(t, []applyCase{
 		{name: "a sale within her credit", setup: []Body{credit}, body: withCredit(sale("s1", "cust-1", socks), 1000),
 			status: StatusAccepted, check: func(t *testing.T, r *region) {

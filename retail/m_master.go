@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	// Validate checks time zones; with the database embedded, every node
 	// gives the same answer whatever tzdata its host has, so replicas
@@ -364,22 +366,72 @@ func (b *AdjustStock) apply(ctx context.Context, a *applier) error {
 // inventory row, creating it at zero if missing. For facts (flag) a count
 // below zero is flagged; for requests the caller checks beforehand.
 func (a *applier) moveStock(ctx context.Context, loc, sku string, onHand, reserved int64, flag bool) error {
-	// One statement: create the row at the delta, or add the delta to it.
-	rows, err := a.update(ctx, tInventory,
-		`INSERT INTO inventory (location_id, sku, on_hand, reserved, updated_at) VALUES (?, ?, ?, max(?, 0), ?)
-		ON CONFLICT (location_id, sku) DO UPDATE SET on_hand = on_hand + excluded.on_hand,
-		reserved = max(reserved + ?, 0), updated_at = excluded.updated_at`,
-		loc, sku, onHand, reserved, a.at, reserved)
-	if err != nil {
-		return err
-	}
-	if flag && onHand < 0 {
-		if now := rows[0][2].(int64); now < 0 {
-			a.flag(ExStockDiscrepancy, "inventory:"+loc+"/"+sku, 0,
-				"Stock of %s at %s is now %d after %d taken: the count is wrong somewhere.", sku, loc, now, -onHand)
+	return a.moveStocks(ctx, loc, []string{sku}, []int64{onHand}, reserved, flag)
+}
+
+// moveStocks is moveStock for several products at one location, each
+// with its own onHand and all with the same reserved, in one statement
+// for up to maxRowsPerInsert products. skus must be distinct and sorted:
+// the rows are recorded, and counts below zero flagged, in that order.
+func (a *applier) moveStocks(ctx context.Context, loc string, skus []string, onHand []int64, reserved int64, flag bool) error {
+	for len(skus) > 0 {
+		n := min(len(skus), maxRowsPerInsert)
+		// One statement: create each row at its delta, or add the delta to it.
+		args := make([]any, 0, 5*n+1)
+		for i, sku := range skus[:n] {
+			args = append(args, loc, sku, onHand[i], reserved, a.at)
 		}
+		args = append(args, reserved)
+		rows, err := a.returning(ctx, tInventory, moveStockSQL(n), args...)
+		if err != nil {
+			return err
+		}
+		// RETURNING gives the rows in no promised order: put them in skus'.
+		sku := func(row []any) string { s, _ := row[1].(string); return s }
+		slices.SortFunc(rows, func(x, y []any) int { return strings.Compare(sku(x), sku(y)) })
+		if len(rows) != n {
+			return fmt.Errorf("update inventory: %d rows for %d products", len(rows), n)
+		}
+		for i, row := range rows {
+			if row[0] != loc || row[1] != skus[i] {
+				return fmt.Errorf("update inventory: row %v for %s/%s", row[:2], loc, skus[i])
+			}
+			a.changes = append(a.changes, RowChange{Table: tInventory.name, Op: OpPut, Cols: tInventory.cols, Vals: row})
+			if flag && onHand[i] < 0 {
+				if now := row[2].(int64); now < 0 {
+					a.flag(ExStockDiscrepancy, "inventory:"+loc+"/"+skus[i], 0,
+						"Stock of %s at %s is now %d after %d taken: the count is wrong somewhere.", skus[i], loc, now, -onHand[i])
+				}
+			}
+		}
+		skus, onHand = skus[n:], onHand[n:]
 	}
 	return nil
+}
+
+// moveStockSQL is moveStocks' statement for n products: the parameters
+// are location, sku, on-hand delta, reserved delta and time for each,
+// then the reserved delta again.
+func moveStockSQL(n int) string {
+	if n < len(moveStockSQLs) {
+		return moveStockSQLs[n]
+	}
+	return buildMoveStockSQL(n)
+}
+
+var moveStockSQLs = func() []string {
+	out := make([]string, maxRowsPerInsert+1)
+	for n := 1; n < len(out); n++ {
+		out[n] = buildMoveStockSQL(n)
+	}
+	return out
+}()
+
+func buildMoveStockSQL(n int) string {
+	return "INSERT INTO inventory (location_id, sku, on_hand, reserved, updated_at) VALUES " +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, max(?, 0), ?), ", n), ", ") +
+		` ON CONFLICT (location_id, sku) DO UPDATE SET on_hand = on_hand + excluded.on_hand,
+		reserved = max(reserved + ?, 0), updated_at = excluded.updated_at` + tInventory.returning
 }
 
 // available is on hand minus reserved at a location (0 if never stocked).

@@ -104,13 +104,64 @@ func (o *Order) check(c *checks) {
 	}
 }
 
-// insert writes the order, its lines and tenders, after checking that
-// everything it names exists.
+// insert writes the order, its lines and tenders, rejecting it if it
+// names anything that does not exist (or an order that does).
+//
+// It writes first and looks later: the order's primary key and its
+// foreign keys (customer, stores, products; foreign keys are on in every
+// DB) refuse what the look-ups would, and a statement that fails writes
+// nothing. Only then do the look-ups run, in the order they always
+// have, to say what was wrong in words a clerk reads; Apply's savepoint
+// takes off whatever the order had written before.
 func (o *Order) insert(ctx context.Context, a *applier, status OrderStatus) error {
-	if ok, err := a.exists(ctx, "SELECT 1 FROM orders WHERE id = ?", o.ID); err != nil {
-		return fmt.Errorf("look up order: %w", err)
-	} else if ok {
-		return reject(CodeDuplicateID, "Order %s already exists.", o.ID)
+	wrote, err := o.write(ctx, a, status)
+	if err == nil {
+		return nil
+	}
+	if rej := o.explain(ctx, a, !wrote); rej != nil {
+		return rej
+	}
+	return err
+}
+
+// write inserts the order, then its lines and tenders; wrote says whether
+// the order's own row went in (so its id was new).
+func (o *Order) write(ctx context.Context, a *applier, status OrderStatus) (wrote bool, err error) {
+	var expected any
+	if o.ExpectedAt != nil {
+		expected = o.ExpectedAt.UnixMilli()
+	}
+	sub, disc, total := o.Totals()
+	if err := a.insert(ctx, tOrders, []any{o.ID, nullable(o.CustomerID), string(o.Channel), nullable(o.StoreID), nullable(o.ClerkID),
+		string(status), string(o.Fulfilment), nullable(o.FulfilFrom), nullable(o.PickupStore), o.ShipAddress, expected,
+		sub, disc, total, a.at, a.at, a.id}); err != nil {
+		return false, err
+	}
+	rows := make([]any, 0, len(tOrderLines.cols)*len(o.Lines))
+	for i, l := range o.Lines {
+		rows = append(rows, o.ID, int64(i+1), l.SKU, l.Qty, l.UnitPriceCents, l.DiscountCents)
+	}
+	if err := a.insert(ctx, tOrderLines, rows); err != nil {
+		return true, err
+	}
+	rows = make([]any, 0, len(tOrderTenders.cols)*len(o.Tenders))
+	for i, t := range o.Tenders {
+		rows = append(rows, o.ID, int64(i+1), string(t.Kind), t.AmountCents, t.CardToken)
+	}
+	return true, a.insert(ctx, tOrderTenders, rows)
+}
+
+// explain runs the checks the order's insert stands for and returns the
+// first rejection, or nil if it finds nothing wrong. checkID: the order's
+// id may be taken (write did not get the order's row in); otherwise the
+// row with the id is the one write just made.
+func (o *Order) explain(ctx context.Context, a *applier, checkID bool) error {
+	if checkID {
+		if ok, err := a.exists(ctx, "SELECT 1 FROM orders WHERE id = ?", o.ID); err != nil {
+			return fmt.Errorf("look up order: %w", err)
+		} else if ok {
+			return reject(CodeDuplicateID, "Order %s already exists.", o.ID)
+		}
 	}
 	if o.CustomerID != "" {
 		if err := a.mustExist(ctx, "customer", "customers", "id", o.CustomerID); err != nil {
@@ -127,30 +178,7 @@ func (o *Order) insert(ctx context.Context, a *applier, status OrderStatus) erro
 		}
 	}
 	skus, _ := o.qtyBySKU()
-	if err := a.productsExist(ctx, skus); err != nil {
-		return err
-	}
-	var expected any
-	if o.ExpectedAt != nil {
-		expected = o.ExpectedAt.UnixMilli()
-	}
-	sub, disc, total := o.Totals()
-	if err := a.put(ctx, tOrders, o.ID, nullable(o.CustomerID), o.Channel, nullable(o.StoreID), nullable(o.ClerkID), status,
-		o.Fulfilment, nullable(o.FulfilFrom), nullable(o.PickupStore), o.ShipAddress, expected,
-		sub, disc, total, a.at, a.at, a.m.ID.String()); err != nil {
-		return err
-	}
-	for i, l := range o.Lines {
-		if err := a.put(ctx, tOrderLines, o.ID, i+1, l.SKU, l.Qty, l.UnitPriceCents, l.DiscountCents); err != nil {
-			return err
-		}
-	}
-	for i, t := range o.Tenders {
-		if err := a.put(ctx, tOrderTenders, o.ID, i+1, t.Kind, t.AmountCents, t.CardToken); err != nil {
-			return err
-		}
-	}
-	return nil
+	return a.productsExist(ctx, skus)
 }
 
 // productsExist rejects with CodeNotFound naming the first SKU (in the
@@ -334,10 +362,12 @@ func (b *RecordSale) apply(ctx context.Context, a *applier) error {
 		return err
 	}
 	skus, qty := b.qtyBySKU()
-	for _, sku := range skus {
-		if err := a.moveStock(ctx, b.StoreID, sku, -qty[sku], 0, true); err != nil {
-			return err
-		}
+	taken := make([]int64, len(skus))
+	for i, sku := range skus {
+		taken[i] = -qty[sku]
+	}
+	if err := a.moveStocks(ctx, b.StoreID, skus, taken, 0, true); err != nil {
+		return err
 	}
 	for _, cu := range b.Coupons {
 		c, err := a.coupon(ctx, cu.Code)
