@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"testing"
 	"time"
 
@@ -21,8 +22,11 @@ import (
 // barcode, customer and clerk checks, tender checks, and the write of a
 // record_sale with its outbox entry in one SQLite transaction, on a
 // replica with the durable setting stores use (synchronous=FULL: an
-// fsync per commit). It reports the 50th and 99th percentiles of one
-// sale's latency in milliseconds.
+// fsync per commit). It reports the 50th and 99th percentiles and the
+// maximum of one sale's latency in milliseconds, the share of sales over
+// the 10 ms target (p99 < 10 ms means under 1%), and the process's CPU
+// time (user and system, the replica's background checkpoints included)
+// per sale, which waiting for a core on a busy machine does not inflate.
 //
 // The region: ENDCAP_BENCH_DB names a demodata database (cmd/demodata),
 // which is copied to a temp dir and opened as the first store's replica;
@@ -76,9 +80,17 @@ func BenchmarkSaleCommit(b *testing.B) {
 	}
 	b.Logf("store %s, clerk %s, %d products, %d customers; synchronous=FULL", store, clerk, len(products), len(customers))
 
+	// The sales in a sub-benchmark, so that the region is made once, not
+	// again for the testing package's first run of one op.
+	b.Run("full-sync", func(b *testing.B) { saleCommits(b, s, clerk, products, customers) })
+}
+
+func saleCommits(b *testing.B, s *Store, clerk string, products []saleBenchProduct, customers []string) {
+	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))
 	lat := make([]time.Duration, 0, b.N)
 	flagged := 0
+	cpu0 := cxCPUTime()
 	b.ResetTimer()
 	for range b.N {
 		req := SaleRequest{ClerkID: clerk}
@@ -103,6 +115,7 @@ func BenchmarkSaleCommit(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	cpu := cxCPUTime() - cpu0
 	if flagged > 0 {
 		b.Fatalf("%d of %d sales flagged", flagged, b.N)
 	}
@@ -110,9 +123,12 @@ func BenchmarkSaleCommit(b *testing.B) {
 	pct := func(p float64) float64 {
 		return float64(lat[min(int(p*float64(len(lat))), len(lat)-1)]) / float64(time.Millisecond)
 	}
+	over := len(lat) - sort.Search(len(lat), func(i int) bool { return lat[i] > 10*time.Millisecond })
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(lat[len(lat)-1])/float64(time.Millisecond), "max-ms")
+	b.ReportMetric(100*float64(over)/float64(len(lat)), "over-10ms-%")
+	b.ReportMetric(float64(cpu)/float64(b.N)/float64(time.Millisecond), "cpu-ms/op")
 }
 
 type saleBenchProduct struct {
