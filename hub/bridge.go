@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -56,6 +57,59 @@ func (b backend) Submit(ctx context.Context, raws []json.RawMessage) ([]replicat
 	}
 	if bad != nil && bad.ID != "" && bad.ID != "/0" {
 		out = append(out, *bad)
+	}
+	return out, nil
+}
+
+var _ replication.ResultReader = backend{}
+
+// PreviousResults reads the results of applied mutations from this
+// node's state, the way the FSM answers a duplicate (retail's
+// previousResult): the applied_mutations row and the exceptions, in two
+// queries for all of ids. An applied mutation's result never changes, so
+// a node's own state is as good as a round through raft for it.
+func (b backend) PreviousResults(ctx context.Context, ids []string) (map[string]replication.AckResult, error) {
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, err
+	}
+	db, done := b.n.fsm.DB()
+	defer done()
+	out := make(map[string]replication.AckResult, len(ids))
+	rows, err := db.QueryContext(ctx, "SELECT id, status, code, reason FROM applied_mutations WHERE id IN (SELECT value FROM json_each(?))", string(list))
+	if err != nil {
+		return nil, fmt.Errorf("previous results: %w", err)
+	}
+	for rows.Next() {
+		r := replication.AckResult{Duplicate: true}
+		if err := rows.Scan(&r.ID, &r.Status, &r.Code, &r.Reason); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("previous results: %w", err)
+		}
+		out[r.ID] = r
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("previous results: %w", err)
+	}
+	rows, err = db.QueryContext(ctx, "SELECT mutation_id, id, kind, entity, detail, amount_cents FROM exceptions WHERE mutation_id IN (SELECT value FROM json_each(?)) ORDER BY mutation_id, id", string(list))
+	if err != nil {
+		return nil, fmt.Errorf("previous results: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var e retail.Exception
+		if err := rows.Scan(&id, &e.ID, &e.Kind, &e.Entity, &e.Detail, &e.AmountCents); err != nil {
+			return nil, fmt.Errorf("previous results: %w", err)
+		}
+		if r, ok := out[id]; ok {
+			r.Exceptions = append(r.Exceptions, e)
+			out[id] = r
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("previous results: %w", err)
 	}
 	return out, nil
 }

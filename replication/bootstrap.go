@@ -118,6 +118,7 @@ func (r *Replica) Bootstrap(ctx context.Context, snapPath string, meta SnapshotM
 		return fmt.Errorf("bootstrap: reopen: %w", err)
 	}
 	r.db = db
+	r.applier = nil // read the new file's schema
 	r.log.Info("replica bootstrapped from snapshot", "hub_seq", meta.HubSeq, "bytes", meta.Size, "pending", len(pending))
 	return nil
 }

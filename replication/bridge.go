@@ -39,6 +39,15 @@ type HubBackend interface {
 	WaitSeq(ctx context.Context, after uint64)
 }
 
+// ResultReader is an optional HubBackend interface: the results of
+// mutations this node has applied, read from its own state without raft,
+// keyed by id, each with Duplicate set and Seq 0 (as the FSM answers a
+// duplicate). An id it has not applied is left out. The bridge answers a
+// resent upload's duplicates with it.
+type ResultReader interface {
+	PreviousResults(ctx context.Context, ids []string) (map[string]AckResult, error)
+}
+
 // ErrCompacted: the change log no longer holds the range asked for; the
 // edge must bootstrap from a snapshot.
 var ErrCompacted = errors.New("change log compacted")
@@ -341,23 +350,16 @@ func (br *Bridge) publishHead(ctx context.Context, topic, epoch string, head uin
 // the answer's last message Last.
 func (br *Bridge) sendChanges(ctx context.Context, topic string, entries []Change, catchup, final bool) error {
 	for len(entries) > 0 {
-		n := len(entries)
-		var b []byte
-		for {
-			m := Message{Kind: KindChanges, Region: br.cfg.Region, Entries: entries[:n], Head: entries[n-1].Seq}
+		b, n, err := encodeChanges(br.cfg.Region, entries, func(n int) (head uint64, last bool) {
+			head = entries[n-1].Seq
 			if catchup {
-				m.Head = max(m.Head, br.b.HubSeq())
-				m.Last = final && n == len(entries)
+				head = max(head, br.b.HubSeq())
+				last = final && n == len(entries)
 			}
-			var err error
-			b, err = Encode(m)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, ErrTooLarge) || n == 1 {
-				return fmt.Errorf("entry %d: %w", entries[0].Seq, err)
-			}
-			n /= 2
+			return head, last
+		})
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", entries[0].Seq, err)
 		}
 		if err := br.conn.Publish(ctx, topic, b, false); err != nil {
 			return err
@@ -393,36 +395,70 @@ func (br *Bridge) onUp(ctx context.Context, epoch, topic string, payload []byte)
 	}
 }
 
+// edgeWorker handles one edge's up messages in order. Uploads that
+// queued while the last was being committed are merged and submitted
+// together (up to mergeUploads mutations): an edge uploads each sale as
+// it is written, and a raft round trip per upload message would make
+// them wait in line behind each other.
 func (br *Bridge) edgeWorker(ctx context.Context, epoch, edge, topic string, q chan []byte) {
 	for {
+		var first []byte
 		select {
 		case <-ctx.Done():
 			return
-		case payload := <-q:
-			m, err := Decode(br.cfg.Region, ClassUp, payload)
-			if err != nil {
-				br.drop(topic, len(payload), err)
-				continue
+		case first = <-q:
+		}
+		var up []json.RawMessage
+		msgs := 0
+		flush := func() {
+			if len(up) == 0 {
+				return
 			}
-			switch m.Kind {
-			case KindUpload:
-				err = br.handleUpload(ctx, edge, m)
-			case KindCatchup:
-				err = br.handleCatchup(ctx, epoch, edge, m.From)
-			}
+			br.stats.uploads.Add(int64(msgs))
+			err := br.handleUpload(ctx, edge, Message{Kind: KindUpload, Region: br.cfg.Region, Mutations: up})
 			if err != nil && ctx.Err() == nil {
-				br.log.Warn("edge request failed; the edge will retry", "edge", edge, "kind", m.Kind, "err", err)
+				br.log.Warn("edge request failed; the edge will retry", "edge", edge, "kind", KindUpload, "err", err)
+			}
+			up, msgs = nil, 0
+		}
+		for payload, more := first, true; more; {
+			m, err := Decode(br.cfg.Region, ClassUp, payload)
+			switch {
+			case err != nil:
+				br.drop(topic, len(payload), err)
+			case m.Kind == KindUpload:
+				up = append(up, m.Mutations...)
+				msgs++
+			case m.Kind == KindCatchup:
+				flush()
+				if err := br.handleCatchup(ctx, epoch, edge, m.From); err != nil && ctx.Err() == nil {
+					br.log.Warn("edge request failed; the edge will retry", "edge", edge, "kind", m.Kind, "err", err)
+				}
+			}
+			more = false
+			if len(up) < mergeUploads {
+				select {
+				case payload = <-q:
+					more = true
+				default:
+				}
 			}
 		}
+		flush()
 	}
 }
+
+// mergeUploads: the bridge merges queued uploads of an edge until it has
+// this many mutations (an edge's largest upload). More would let an edge
+// that is resending its backlog put bigger entries ahead of everyone's
+// next sale in the raft log and the state machine, which apply in order.
+const mergeUploads = 200
 
 // handleUpload submits an edge's mutations in its outbox order. The hub
 // applies an edge's mutations strictly in sequence: an upload that starts
 // past the next expected sequence (an earlier one was lost) is answered
 // with Expect, and the edge resends from there.
 func (br *Bridge) handleUpload(ctx context.Context, edge string, m Message) error {
-	br.stats.uploads.Add(1)
 	type item struct {
 		seq uint64
 		id  string
@@ -445,17 +481,20 @@ func (br *Bridge) handleUpload(ctx context.Context, edge string, m Message) erro
 	}
 	_ = foreign // never acked to the uploader: it did not write them
 	slices.SortFunc(items, func(a, b item) int { return cmp.Compare(a.seq, b.seq) })
+	// Merged uploads may carry a mutation twice (sent, then resent).
+	items = slices.CompactFunc(items, func(a, b item) bool { return a.seq == b.seq })
 	last, err := br.b.OriginSeq(ctx, edge)
 	if err != nil {
 		return err
 	}
 	var send []json.RawMessage
+	var dups []item
 	expect := uint64(0)
 	next := last + 1
 	for _, it := range items {
 		switch {
 		case it.seq <= last:
-			send = append(send, it.raw) // a duplicate: answered with its first result
+			dups = append(dups, it) // a duplicate: answered with its first result
 		case it.seq == next:
 			send = append(send, it.raw)
 			next++
@@ -467,11 +506,37 @@ func (br *Bridge) handleUpload(ctx context.Context, edge string, m Message) erro
 		br.stats.gaps.Add(1)
 	}
 	var results []AckResult
+	if len(dups) > 0 {
+		// Answered from this node's state when it can (a resend after a
+		// lost ack, or during overload: no raft round trip, no load on
+		// the log); what it cannot find goes through raft, first, as
+		// before.
+		var found map[string]AckResult
+		if rr, ok := br.b.(ResultReader); ok {
+			ids := make([]string, len(dups))
+			for i, d := range dups {
+				ids[i] = d.id
+			}
+			if found, err = rr.PreviousResults(ctx, ids); err != nil {
+				return err
+			}
+		}
+		var again []json.RawMessage
+		for _, d := range dups {
+			if r, ok := found[d.id]; ok {
+				results = append(results, r)
+			} else {
+				again = append(again, d.raw)
+			}
+		}
+		send = append(again, send...)
+	}
 	if len(send) > 0 {
-		results, err = br.b.Submit(ctx, send)
+		submitted, err := br.b.Submit(ctx, send)
 		if err != nil {
 			return err
 		}
+		results = append(results, submitted...)
 		br.stats.muts.Add(int64(len(send)))
 	}
 	return br.sendAcks(ctx, edge, results, expect)

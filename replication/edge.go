@@ -27,6 +27,10 @@ type EdgeConfig struct {
 	AckTimeout time.Duration
 	// UploadBatch bounds the mutations in one upload. 0 means 200.
 	UploadBatch int
+	// FeedChunk bounds the change-log entries applied in one transaction
+	// (a local sale waits for the replica's writer while one is applied).
+	// 0 means 250.
+	FeedChunk int
 	// PresenceEvery: how often the retained presence is refreshed. 0
 	// means 5 s.
 	PresenceEvery time.Duration
@@ -50,7 +54,7 @@ type EdgeStats struct {
 // change feed (rebasing the pending mutations on it), catches up after
 // gaps and time offline, bootstraps from a snapshot when too far behind,
 // and keeps the edge's presence. One goroutine owns the protocol state;
-// MQTT handlers only queue messages for it.
+// MQTT handlers only decode messages and queue them for it.
 type Edge struct {
 	cfg    EdgeConfig
 	r      *Replica
@@ -84,8 +88,18 @@ type Edge struct {
 type inbound struct {
 	class     TopicClass
 	topic     string
-	payload   []byte
+	size      int     // bytes of the payload
+	msg       Message // the payload decoded (Decode), unless err
+	err       error
 	connected bool // a (re)connect happened
+}
+
+// decoded is the inbound message for payload received on topic. The MQTT
+// handlers decode (Decode is stateless), so a feed message is decoded
+// while the worker applies the one before it.
+func (e *Edge) decoded(class TopicClass, topic string, payload []byte) inbound {
+	m, err := Decode(e.r.Region(), class, payload)
+	return inbound{class: class, topic: topic, size: len(payload), msg: m, err: err}
 }
 
 // inbox is an unbounded queue: MQTT handlers must never block.
@@ -128,6 +142,9 @@ func StartEdge(ctx context.Context, cfg EdgeConfig) (*Edge, error) {
 	if cfg.UploadBatch == 0 {
 		cfg.UploadBatch = 200
 	}
+	if cfg.FeedChunk <= 0 {
+		cfg.FeedChunk = 250
+	}
 	if cfg.PresenceEvery == 0 {
 		cfg.PresenceEvery = 5 * time.Second
 	}
@@ -148,10 +165,10 @@ func StartEdge(ctx context.Context, cfg EdgeConfig) (*Edge, error) {
 	ctx, e.cancel = context.WithCancel(ctx)
 	e.conn = Dial(ctx, mc)
 	e.conn.Subscribe(e.topics.Feed(), func(topic string, p []byte) {
-		e.inbox.push(inbound{class: ClassFeed, topic: topic, payload: p})
+		e.inbox.push(e.decoded(ClassFeed, topic, p))
 	})
 	e.conn.Subscribe(e.topics.Down(r.Edge()), func(topic string, p []byte) {
-		e.inbox.push(inbound{class: ClassDown, topic: topic, payload: p})
+		e.inbox.push(e.decoded(ClassDown, topic, p))
 	})
 	go e.run(ctx)
 	return e, nil
@@ -260,18 +277,17 @@ func (e *Edge) handleAll(ctx context.Context, ins []inbound) {
 			e.handle(ctx, in)
 			continue
 		}
-		m, err := Decode(e.r.Region(), in.class, in.payload)
-		if err != nil {
+		if in.err != nil {
 			e.stats.dropped.Add(1)
-			e.log.Warn("dropped a message", "topic", in.topic, "bytes", len(in.payload), "err", err)
+			e.log.Warn("dropped a message", "topic", in.topic, "bytes", in.size, "err", in.err)
 			continue
 		}
-		if m.Kind == KindChanges {
-			run = append(run, m)
+		if in.msg.Kind == KindChanges {
+			run = append(run, in.msg)
 			continue
 		}
 		flush()
-		e.handleMessage(ctx, in.class, m)
+		e.handleMessage(ctx, in.class, in.msg)
 	}
 	flush()
 }
@@ -314,13 +330,12 @@ func (e *Edge) handle(ctx context.Context, in inbound) {
 		e.requestCatchup(ctx, true)
 		return
 	}
-	m, err := Decode(e.r.Region(), in.class, in.payload)
-	if err != nil {
+	if in.err != nil {
 		e.stats.dropped.Add(1)
-		e.log.Warn("dropped a message", "topic", in.topic, "bytes", len(in.payload), "err", err)
+		e.log.Warn("dropped a message", "topic", in.topic, "bytes", in.size, "err", in.err)
 		return
 	}
-	e.handleMessage(ctx, in.class, m)
+	e.handleMessage(ctx, in.class, in.msg)
 }
 
 func (e *Edge) handleMessage(ctx context.Context, class TopicClass, m Message) {
@@ -355,21 +370,38 @@ func (e *Edge) onChanges(ctx context.Context, m Message) {
 		e.requestCatchup(ctx, false)
 		return
 	}
-	// Re-apply the pending mutations only when this brings the replica to
-	// the head: during a long catch-up they stay off until the end.
-	n, err := e.r.ApplyFeed(ctx, m.Entries, last >= e.head)
-	if err != nil {
-		e.fail("apply the change feed", err)
-		return
-	}
-	e.stats.feed.Add(int64(n))
 	if m.Last || (e.catchupFrom != 0 && last >= e.head) {
 		e.catchupAt, e.catchupFrom = time.Time{}, 0
 	}
-	if last < e.head && e.catchupFrom == 0 {
-		e.requestCatchup(ctx, false)
+	if m.Last && e.head-last > catchupMore {
+		// A catch-up answer, and far behind still: ask for the next range
+		// now, so the hub reads and sends it while these entries are
+		// applied. A little behind is the feed racing the answer (its
+		// head is the hub's latest, acks raise it too): the feed brings
+		// the rest, and a gap in it or a heartbeat still ahead asks for
+		// what it does not.
+		e.requestCatchupFrom(ctx, last+1)
+	}
+	// Re-apply the pending mutations only when this brings the replica to
+	// the head: during a long catch-up they stay off until the end. The
+	// entries go in transactions of at most FeedChunk, so a local sale
+	// waits for the replica's writer one chunk at most.
+	reapply := last >= e.head
+	for entries := m.Entries; len(entries) > 0; {
+		chunk := entries[:min(len(entries), e.cfg.FeedChunk)]
+		entries = entries[len(chunk):]
+		n, err := e.r.ApplyFeed(ctx, chunk, reapply)
+		e.stats.feed.Add(int64(n))
+		if err != nil {
+			e.fail("apply the change feed", err)
+			return
+		}
 	}
 }
+
+// catchupMore: after a catch-up answer, the edge asks for more at once
+// only when it is more entries than this behind the head it knows.
+const catchupMore = 1000
 
 func (e *Edge) onHead(ctx context.Context, m Message) {
 	if m.Epoch != e.epoch {
@@ -473,7 +505,12 @@ func (e *Edge) requestCatchup(ctx context.Context, force bool) {
 	if err != nil {
 		return
 	}
-	b, err := Encode(Message{Kind: KindCatchup, Region: e.r.Region(), From: applied + 1})
+	e.requestCatchupFrom(ctx, applied+1)
+}
+
+// requestCatchupFrom asks the hub for the feed from sequence from on.
+func (e *Edge) requestCatchupFrom(ctx context.Context, from uint64) {
+	b, err := Encode(Message{Kind: KindCatchup, Region: e.r.Region(), From: from})
 	if err != nil {
 		return
 	}
@@ -481,7 +518,7 @@ func (e *Edge) requestCatchup(ctx context.Context, force bool) {
 		return
 	}
 	e.stats.catchups.Add(1)
-	e.catchupAt, e.catchupFrom = time.Now(), applied+1
+	e.catchupAt, e.catchupFrom = time.Now(), from
 }
 
 // upload publishes outbox entries that were never sent or whose ack is

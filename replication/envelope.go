@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/endcap/endcap/retail"
 )
@@ -173,6 +174,35 @@ func Decode(region string, c TopicClass, payload []byte) (Message, error) {
 	if len(payload) > MaxPayload {
 		return Message{}, fmt.Errorf("%w: %d bytes (max %d)", ErrTooLarge, len(payload), MaxPayload)
 	}
+	m, fast := Message{}, false
+	if c == ClassFeed || c == ClassDown {
+		m, fast = parseChanges(payload)
+	}
+	if !fast {
+		var err error
+		if m, err = decodeJSON(payload); err != nil {
+			return Message{}, err
+		}
+	}
+	if m.Region != region {
+		return Message{}, fmt.Errorf("%w: region %q, want %q", ErrMalformed, m.Region, region)
+	}
+	allowed := false
+	for _, k := range kindsOn[c] {
+		allowed = allowed || k == m.Kind
+	}
+	if !allowed {
+		return Message{}, fmt.Errorf("%w: %q", ErrWrongTopic, m.Kind)
+	}
+	if err := m.check(); err != nil {
+		return Message{}, fmt.Errorf("%w: %s: %v", ErrMalformed, m.Kind, err)
+	}
+	return m, nil
+}
+
+// decodeJSON is Decode's general path: any message encoding/json reads
+// as a Message, with no unknown fields and nothing after it.
+func decodeJSON(payload []byte) (Message, error) {
 	// One pass over the message: the version is checked on the decoded
 	// value; only a message that does not decode is looked at again, to
 	// tell an unknown version from a malformed message.
@@ -194,19 +224,6 @@ func Decode(region string, c TopicClass, payload []byte) (Message, error) {
 			return Message{}, fmt.Errorf("%w: v=%s", ErrUnknownVersion, orNone(head.V))
 		}
 		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if m.Region != region {
-		return Message{}, fmt.Errorf("%w: region %q, want %q", ErrMalformed, m.Region, region)
-	}
-	allowed := false
-	for _, k := range kindsOn[c] {
-		allowed = allowed || k == m.Kind
-	}
-	if !allowed {
-		return Message{}, fmt.Errorf("%w: %q", ErrWrongTopic, m.Kind)
-	}
-	if err := m.check(); err != nil {
-		return Message{}, fmt.Errorf("%w: %s: %v", ErrMalformed, m.Kind, err)
 	}
 	return m, nil
 }
@@ -276,4 +293,80 @@ func (m Message) check() error {
 		return fmt.Errorf("unknown kind %q", m.Kind)
 	}
 	return nil
+}
+
+// encodeChanges encodes the longest prefix of entries (at least one)
+// that fits MaxPayload as a KindChanges message, with the head and last
+// flag tail gives for a prefix of n entries, and returns it and n. The
+// bytes are Encode's for the same Message. It writes each entry once:
+// the hub's stored row changes (RawChange) are copied as they are, where
+// json.Marshal would check and compact every byte of them again, and a
+// message is never encoded whole only to be found too large.
+func encodeChanges(region string, entries []Change, tail func(n int) (head uint64, last bool)) ([]byte, int, error) {
+	const tailRoom = len(`],"head":18446744073709551615,"last":true}`)
+	b := make([]byte, 0, 64*1024)
+	b = append(b, `{"v":1,"kind":"changes","region":`...)
+	b = appendJSONString(b, region)
+	b = append(b, `,"entries":[`...)
+	n := 0
+	for _, e := range entries {
+		mark := len(b)
+		if n > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = appendChange(b, e); err != nil {
+			return nil, 0, err
+		}
+		if len(b)+tailRoom > MaxPayload {
+			if n == 0 {
+				return nil, 0, fmt.Errorf("%w: one entry of %d bytes", ErrTooLarge, len(b)-mark)
+			}
+			b = b[:mark]
+			break
+		}
+		n++
+	}
+	head, last := tail(n)
+	b = append(b, ']')
+	if head != 0 {
+		b = append(b, `,"head":`...)
+		b = strconv.AppendUint(b, head, 10)
+	}
+	if last {
+		b = append(b, `,"last":true`...)
+	}
+	return append(b, '}'), n, nil
+}
+
+// appendChange appends e as json.Marshal writes it.
+func appendChange(b []byte, e Change) ([]byte, error) {
+	if e.raw == nil {
+		j, err := json.Marshal(e)
+		return append(b, j...), err
+	}
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, e.Seq, 10)
+	b = append(b, `,"mutation_id":`...)
+	b = appendJSONString(b, e.MutationID)
+	b = append(b, `,"status":`...)
+	b = appendJSONString(b, string(e.Status))
+	b = append(b, `,"changes":`...)
+	b = append(b, e.raw...)
+	return append(b, '}'), nil
+}
+
+// appendJSONString appends s quoted as json.Marshal quotes it: directly
+// when it is printable ASCII that needs no escape, else through
+// json.Marshal.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			j, _ := json.Marshal(s)
+			return append(b, j...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

@@ -120,6 +120,8 @@ type Replica struct {
 	changed chan struct{} // a new pending mutation (buffered, 1)
 
 	releasers []func() // close what holds the database open; see OnRelease
+
+	applier *feedApplier // writes the feed; used (and made) under the writer, nil after a swap
 }
 
 // OnRelease registers fn to be called before the replica's database is
@@ -715,11 +717,8 @@ func (r *Replica) ApplyFeed(ctx context.Context, entries []Change, reapply bool)
 				// Nothing here touches a row the pending mutations wrote,
 				// and none of them is settled: the undo log stays valid,
 				// and the rows go in under the pending mutations' feet.
-				for _, e := range entries {
-					if err := retail.ApplyChanges(ctx, tx, e.Changes); err != nil {
-						return fmt.Errorf("feed entry %d (%s): %w", e.Seq, e.MutationID, err)
-					}
-					r.observe(e)
+				if err := r.applyEntries(ctx, tx, entries); err != nil {
+					return err
 				}
 				n = len(entries)
 				if err := setMeta(ctx, tx, "applied_seq", int64(entries[len(entries)-1].Seq)); err != nil {
@@ -730,11 +729,8 @@ func (r *Replica) ApplyFeed(ctx context.Context, entries []Change, reapply bool)
 			if err := r.undo(ctx, tx); err != nil {
 				return err
 			}
-			for _, e := range entries {
-				if err := retail.ApplyChanges(ctx, tx, e.Changes); err != nil {
-					return fmt.Errorf("feed entry %d (%s): %w", e.Seq, e.MutationID, err)
-				}
-				r.observe(e)
+			if err := r.applyEntries(ctx, tx, entries); err != nil {
+				return err
 			}
 			n = len(entries)
 			if err := setMeta(ctx, tx, "applied_seq", int64(entries[len(entries)-1].Seq)); err != nil {
@@ -753,6 +749,26 @@ func (r *Replica) ApplyFeed(ctx context.Context, entries []Change, reapply bool)
 		return nil
 	})
 	return n, err
+}
+
+// applyEntries writes the entries' row changes and advances the clock
+// past their mutations. The caller holds the writer (tx), which guards
+// r.applier.
+func (r *Replica) applyEntries(ctx context.Context, tx *retail.Tx, entries []Change) error {
+	if r.applier == nil {
+		a, err := newFeedApplier(ctx, tx.SQL())
+		if err != nil {
+			return err
+		}
+		r.applier = a
+	}
+	if err := r.applier.apply(ctx, tx, entries); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		r.observe(e)
+	}
+	return nil
 }
 
 // skipUsedSeqs moves the outbox sequence past any of this edge's

@@ -121,8 +121,10 @@ func (b *bench) catchup(ctx context.Context, e *env) error {
 	b.printf("%s", cpuLine)
 
 	scen := fmt.Sprintf("catchup (%s entries)", thousands(int64(entries)))
-	b.add(scen, "returning edge: change-log entries applied/s", fmt.Sprintf("%.0f/s", eps), "≥ 50,000/s", verdict(eps >= 50_000))
-	b.add(scen, "… row changes applied/s", fmt.Sprintf("%.0f/s (%.1f an entry)", rps, perEntry), "", "")
+	// Issue 5's "changes applied per second": the row changes the hub
+	// leader publishes (a change-log entry is one mutation's, 5 for a sale).
+	b.add(scen, "returning edge: row changes applied/s", fmt.Sprintf("%.0f/s (%.1f an entry)", rps, perEntry), "≥ 50,000/s", verdict(rps >= 50_000))
+	b.add(scen, "… change-log entries applied/s", fmt.Sprintf("%.0f/s", eps), "", "")
 	b.add(scen, "… time from edge start to applied == hub seq", secs(took), "", "")
 	return nil
 }

@@ -325,11 +325,12 @@ func (b *bench) latency(ctx context.Context, e *env) error {
 		}
 	}
 	var syncErrs []string
-	var resent, dropped int64
+	var resent, dropped, catchups int64
 	for _, n := range nodes {
 		s := n.Sync().Stats()
 		resent += s.Resent
 		dropped += s.Dropped
+		catchups += s.CatchupRequests
 		if le := n.Sync().LastError(); le != "" {
 			syncErrs = append(syncErrs, n.Replica().Edge()+": "+le)
 		}
@@ -358,8 +359,9 @@ func (b *bench) latency(ctx context.Context, e *env) error {
 	b.printf("  largest schedule lag %s (a write starting late: the edge's replica was busy)", ms(maxLag))
 	b.printf("errors: %d write errors%s, %d rejected%s, %d measured sales not at the observer after the drain (%s), sync errors %d%s;",
 		writeErrs, firstOf(firstErr), rejected+int(lightRejected), quoted(firstRejct), missing, secs(drained), len(syncErrs), firstOfList(syncErrs))
-	b.printf("  uploads resent %d, messages dropped by edges %d, light edges' uploads still unacknowledged %d, messages the broker tap dropped %d",
+	b.printf("  uploads resent %d, messages dropped by edges %d, light edges' uploads still unacknowledged %d, messages the broker tap dropped %d,",
 		resent, dropped, lightUnacked, tap.dropped.Load())
+	b.printf("  catch-up requests by the full edges %d", catchups)
 	b.printf("%s", cpuLine)
 
 	scen := fmt.Sprintf("latency (%d edges, %.0f/s", cfg.edges, cfg.rate)
