@@ -47,6 +47,7 @@ fuzz: ## run each fuzz target for FUZZTIME executions (default 30000x, ~10s)
 	$(GO) test -run '^$$' -fuzz '^FuzzRowChangeJSON$$' -fuzztime $(FUZZTIME) ./retail/
 	$(GO) test -run '^$$' -fuzz '^FuzzRowChangeFast$$' -fuzztime $(FUZZTIME) ./retail/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./replication/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseChanges$$' -fuzztime $(FUZZTIME) ./replication/
 	$(GO) test -run '^$$' -fuzz '^FuzzScanStream$$' -fuzztime $(FUZZTIME) ./devices/
 	$(GO) test -run '^$$' -fuzz '^FuzzMachine$$' -fuzztime $(FUZZTIME) ./devices/sim/
 
