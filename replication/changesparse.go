@@ -1,9 +1,6 @@
 package replication
 
 import (
-	"strconv"
-	"unicode/utf8"
-
 	"github.com/endcap/endcap/retail"
 )
 
@@ -17,27 +14,27 @@ import (
 // Decode takes the general path, which gives the same Message
 // (FuzzParseChanges checks).
 func parseChanges(b []byte) (Message, bool) {
-	p := envParser{b: b}
+	p := envParser{retail.JSONScanner{B: b}}
 	m := Message{V: ProtocolVersion, Kind: KindChanges}
-	if !p.lit(`{"v":1,"kind":"changes","region":`) || !p.str(&m.Region) || !p.lit(`,"entries":[`) {
+	if !p.Lit(`{"v":1,"kind":"changes","region":`) || !p.Str(&m.Region) || !p.Lit(`,"entries":[`) {
 		return Message{}, false
 	}
 	// Entries are about 1 KB each in the form the hub writes.
 	m.Entries = make([]Change, 0, len(b)/1024+1)
-	for first := true; !p.peek(']'); first = false {
-		if !first && !p.lit(",") {
+	for first := true; !p.Peek(']'); first = false {
+		if !first && !p.Lit(",") {
 			return Message{}, false
 		}
 		var c Change
 		var status string
-		if !p.lit(`{"seq":`) || !p.uint(&c.Seq) || !p.lit(`,"mutation_id":`) || !p.str(&c.MutationID) ||
-			!p.lit(`,"status":`) || !p.str(&status) || !p.lit(`,"changes":[`) {
+		if !p.Lit(`{"seq":`) || !p.Uint(&c.Seq) || !p.Lit(`,"mutation_id":`) || !p.Str(&c.MutationID) ||
+			!p.Lit(`,"status":`) || !p.Str(&status) || !p.Lit(`,"changes":[`) {
 			return Message{}, false
 		}
 		c.Status = retail.Status(status)
 		c.Changes = []retail.RowChange{} // "changes":[] decodes to an empty slice, not nil
-		for firstRow := true; !p.peek(']'); firstRow = false {
-			if !firstRow && !p.lit(",") {
+		for firstRow := true; !p.Peek(']'); firstRow = false {
+			if !firstRow && !p.Lit(",") {
 				return Message{}, false
 			}
 			if rc, ok := p.rowChange(); ok {
@@ -49,28 +46,28 @@ func parseChanges(b []byte) (Message, bool) {
 				return Message{}, false
 			}
 			var rc retail.RowChange
-			if rc.UnmarshalJSON(p.b[p.i:end]) != nil {
+			if rc.UnmarshalJSON(p.B[p.I:end]) != nil {
 				return Message{}, false
 			}
 			c.Changes = append(c.Changes, rc)
-			p.i = end
+			p.I = end
 		}
-		if !p.lit("]}") {
+		if !p.Lit("]}") {
 			return Message{}, false
 		}
 		m.Entries = append(m.Entries, c)
 	}
-	p.i++ // ]
-	if p.lit(`,"head":`) && !p.uint(&m.Head) {
+	p.I++ // ]
+	if p.Lit(`,"head":`) && !p.Uint(&m.Head) {
 		return Message{}, false
 	}
-	if p.lit(`,"last":`) {
-		if !p.lit("true") {
+	if p.Lit(`,"last":`) {
+		if !p.Lit("true") {
 			return Message{}, false
 		}
 		m.Last = true
 	}
-	if !p.lit("}") || p.i != len(p.b) {
+	if !p.Lit("}") || p.I != len(p.B) {
 		return Message{}, false
 	}
 	if len(m.Entries) == 0 {
@@ -80,76 +77,22 @@ func parseChanges(b []byte) (Message, bool) {
 }
 
 type envParser struct {
-	b []byte
-	i int
+	retail.JSONScanner
 }
 
-func (p *envParser) peek(c byte) bool { return p.i < len(p.b) && p.b[p.i] == c }
-
-func (p *envParser) lit(s string) bool {
-	if len(p.b)-p.i < len(s) || string(p.b[p.i:p.i+len(s)]) != s {
-		return false
-	}
-	p.i += len(s)
-	return true
-}
-
-// str reads a string without escapes or control characters.
-func (p *envParser) str(out *string) bool {
-	if !p.peek('"') {
-		return false
-	}
-	for j := p.i + 1; j < len(p.b); j++ {
-		switch c := p.b[j]; {
-		case c == '"':
-			if !utf8.Valid(p.b[p.i+1 : j]) {
-				return false
-			}
-			*out = string(p.b[p.i+1 : j])
-			p.i = j + 1
-			return true
-		case c == '\\' || c < 0x20:
-			return false
-		}
-	}
-	return false
-}
-
-// uint reads a JSON number that is an unsigned integer (no sign, no
-// fraction or exponent, no leading zero) that fits a uint64.
-func (p *envParser) uint(out *uint64) bool {
-	j := p.i
-	for j < len(p.b) && p.b[j] >= '0' && p.b[j] <= '9' {
-		j++
-	}
-	if j == p.i || (p.b[p.i] == '0' && j-p.i > 1) {
-		return false
-	}
-	if j < len(p.b) && (p.b[j] == '.' || p.b[j] == 'e' || p.b[j] == 'E') {
-		return false
-	}
-	n, err := strconv.ParseUint(string(p.b[p.i:j]), 10, 64)
-	if err != nil {
-		return false
-	}
-	*out = n
-	p.i = j
-	return true
-}
-
-// objectEnd finds the end of the JSON object starting at p.i (just past
+// objectEnd finds the end of the JSON object starting at p.I (just past
 // its closing brace), skipping strings and nested arrays and objects. It
 // does not validate what is inside: the row change's own decoder does.
 func (p *envParser) objectEnd() (int, bool) {
-	if !p.peek('{') {
+	if !p.Peek('{') {
 		return 0, false
 	}
 	depth := 0
-	for j := p.i; j < len(p.b); j++ {
-		switch p.b[j] {
+	for j := p.I; j < len(p.B); j++ {
+		switch p.B[j] {
 		case '"':
-			for j++; j < len(p.b) && p.b[j] != '"'; j++ {
-				if p.b[j] == '\\' {
+			for j++; j < len(p.B) && p.B[j] != '"'; j++ {
+				if p.B[j] == '\\' {
 					j++
 				}
 			}
@@ -181,45 +124,45 @@ var names = func() map[string]string {
 
 // rowChange reads a row change in the form json.Marshal writes it (see
 // retail.RowChange.UnmarshalJSON, which gives the same RowChange for it)
-// at p.i and moves past it; on !ok p.i is where it was.
+// at p.I and moves past it; on !ok p.I is where it was.
 func (p *envParser) rowChange() (retail.RowChange, bool) {
-	start := p.i
+	start := p.I
 	var c retail.RowChange
 	var op string
-	ok := p.lit(`{"t":`) && p.name(&c.Table) && p.lit(`,"op":`) && p.name(&op) && p.lit(`,"c":[`)
+	ok := p.Lit(`{"t":`) && p.name(&c.Table) && p.Lit(`,"op":`) && p.name(&op) && p.Lit(`,"c":[`)
 	if !ok {
-		p.i = start
+		p.I = start
 		return retail.RowChange{}, false
 	}
 	c.Op = retail.ChangeOp(op)
 	c.Cols = make([]string, 0, 8)
-	for first := true; !p.peek(']'); first = false {
+	for first := true; !p.Peek(']'); first = false {
 		var col string
-		if (!first && !p.lit(",")) || !p.name(&col) {
-			p.i = start
+		if (!first && !p.Lit(",")) || !p.name(&col) {
+			p.I = start
 			return retail.RowChange{}, false
 		}
 		c.Cols = append(c.Cols, col)
 	}
-	if !p.lit(`],"v":[`) || len(c.Cols) == 0 {
-		p.i = start
+	if !p.Lit(`],"v":[`) || len(c.Cols) == 0 {
+		p.I = start
 		return retail.RowChange{}, false
 	}
 	c.Vals = make([]any, 0, len(c.Cols))
-	for first := true; !p.peek(']'); first = false {
-		if !first && !p.lit(",") {
-			p.i = start
+	for first := true; !p.Peek(']'); first = false {
+		if !first && !p.Lit(",") {
+			p.I = start
 			return retail.RowChange{}, false
 		}
-		v, ok := p.value()
+		v, ok := p.Value()
 		if !ok {
-			p.i = start
+			p.I = start
 			return retail.RowChange{}, false
 		}
 		c.Vals = append(c.Vals, v)
 	}
-	if !p.lit("]}") {
-		p.i = start
+	if !p.Lit("]}") {
+		p.I = start
 		return retail.RowChange{}, false
 	}
 	return c, true
@@ -227,49 +170,18 @@ func (p *envParser) rowChange() (retail.RowChange, bool) {
 
 // name reads a string like str, sharing the copy in names when it is one.
 func (p *envParser) name(out *string) bool {
-	if !p.peek('"') {
+	if !p.Peek('"') {
 		return false
 	}
-	for j := p.i + 1; j < len(p.b) && j-p.i < 64; j++ {
-		if p.b[j] == '"' {
-			if s, ok := names[string(p.b[p.i+1:j])]; ok {
+	for j := p.I + 1; j < len(p.B) && j-p.I < 64; j++ {
+		if p.B[j] == '"' {
+			if s, ok := names[string(p.B[p.I+1:j])]; ok {
 				*out = s
-				p.i = j + 1
+				p.I = j + 1
 				return true
 			}
 			break
 		}
 	}
-	return p.str(out)
-}
-
-// value reads null, an int64 or a string without escapes.
-func (p *envParser) value() (any, bool) {
-	if p.lit("null") {
-		return nil, true
-	}
-	if p.peek('"') {
-		var s string
-		if !p.str(&s) {
-			return nil, false
-		}
-		return s, true
-	}
-	j := p.i
-	if j < len(p.b) && p.b[j] == '-' {
-		j++
-	}
-	start := j
-	for j < len(p.b) && p.b[j] >= '0' && p.b[j] <= '9' {
-		j++
-	}
-	if j == start || (p.b[start] == '0' && j-start > 1) {
-		return nil, false
-	}
-	n, err := strconv.ParseInt(string(p.b[p.i:j]), 10, 64)
-	if err != nil {
-		return nil, false
-	}
-	p.i = j
-	return n, true
+	return p.Str(out)
 }

@@ -149,106 +149,39 @@ func (c *RowChange) unmarshalSlow(b []byte) error {
 // decodes millions of them. Anything else reports !ok and goes the slow
 // way, which gives the same result (FuzzRowChangeFast checks).
 func parseRowChange(b []byte) (RowChange, bool) {
-	p := rowParser{b: b}
+	p := JSONScanner{B: b}
 	var c RowChange
 	var op string
-	ok := p.lit(`{"t":`) && p.str(&c.Table) && p.lit(`,"op":`) && p.str(&op) && p.lit(`,"c":[`)
+	ok := p.Lit(`{"t":`) && p.Str(&c.Table) && p.Lit(`,"op":`) && p.Str(&op) && p.Lit(`,"c":[`)
 	if !ok {
 		return RowChange{}, false
 	}
 	c.Op = ChangeOp(op)
-	for first := true; !p.peek(']'); first = false {
+	for first := true; !p.Peek(']'); first = false {
 		var col string
-		if (!first && !p.lit(",")) || !p.str(&col) {
+		if (!first && !p.Lit(",")) || !p.Str(&col) {
 			return RowChange{}, false
 		}
 		c.Cols = append(c.Cols, col)
 	}
-	if !p.lit(`],"v":[`) {
+	if !p.Lit(`],"v":[`) {
 		return RowChange{}, false
 	}
 	c.Vals = make([]any, 0, len(c.Cols))
-	for first := true; !p.peek(']'); first = false {
-		if !first && !p.lit(",") {
+	for first := true; !p.Peek(']'); first = false {
+		if !first && !p.Lit(",") {
 			return RowChange{}, false
 		}
-		v, ok := p.value()
+		v, ok := p.Value()
 		if !ok {
 			return RowChange{}, false
 		}
 		c.Vals = append(c.Vals, v)
 	}
-	if !p.lit("]}") || p.i != len(p.b) || c.Cols == nil {
+	if !p.Lit("]}") || !p.Done() || c.Cols == nil {
 		return RowChange{}, false
 	}
 	return c, true
-}
-
-type rowParser struct {
-	b []byte
-	i int
-}
-
-func (p *rowParser) peek(c byte) bool { return p.i < len(p.b) && p.b[p.i] == c }
-
-func (p *rowParser) lit(s string) bool {
-	if len(p.b)-p.i < len(s) || string(p.b[p.i:p.i+len(s)]) != s {
-		return false
-	}
-	p.i += len(s)
-	return true
-}
-
-// str reads a string without escapes or control characters.
-func (p *rowParser) str(out *string) bool {
-	if !p.peek('"') {
-		return false
-	}
-	for j := p.i + 1; j < len(p.b); j++ {
-		switch c := p.b[j]; {
-		case c == '"':
-			if !utf8.Valid(p.b[p.i+1 : j]) {
-				return false
-			}
-			*out = string(p.b[p.i+1 : j])
-			p.i = j + 1
-			return true
-		case c == '\\' || c < 0x20:
-			return false
-		}
-	}
-	return false
-}
-
-// value reads null, an int64 or a plain string.
-func (p *rowParser) value() (any, bool) {
-	if p.lit("null") {
-		return nil, true
-	}
-	if p.peek('"') {
-		var s string
-		if !p.str(&s) {
-			return nil, false
-		}
-		return s, true
-	}
-	j := p.i
-	if j < len(p.b) && p.b[j] == '-' {
-		j++
-	}
-	start := j
-	for j < len(p.b) && p.b[j] >= '0' && p.b[j] <= '9' {
-		j++
-	}
-	if j == start || (p.b[start] == '0' && j-start > 1) {
-		return nil, false
-	}
-	n, err := strconv.ParseInt(string(p.b[p.i:j]), 10, 64)
-	if err != nil {
-		return nil, false
-	}
-	p.i = j
-	return n, true
 }
 
 // decodeValue reads one column value: null, an integer, or a string. It
