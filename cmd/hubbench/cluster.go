@@ -1,55 +1,25 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"github.com/endcap/endcap/internal/procstat"
-	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
-	"syscall"
+	"sync/atomic"
 	"time"
 
 	"github.com/endcap/endcap/hub"
+	"github.com/endcap/endcap/internal/procrun"
 )
 
 const token = "hubbench-token"
 
-// procs is every hub process this program started, so that every exit
-// path (return, error, SIGINT) can kill them all; see killAll.
-var procs struct {
-	mu  sync.Mutex
-	all []*proc
-}
-
-// killAll sends SIGKILL to every hub process still running and waits for
-// each to go.
-func killAll() {
-	procs.mu.Lock()
-	all := append([]*proc(nil), procs.all...)
-	procs.mu.Unlock()
-	for _, p := range all {
-		p.kill()
-	}
-}
-
-// freeAddr returns a loopback address no one listens on now.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
+// children is every hub process this program started, so that every
+// exit path (return, error, SIGINT) can kill them all.
+var children procrun.Group
 
 // proc is one hub process: its id, data dir and addresses stay the same
 // across restarts.
@@ -63,49 +33,13 @@ type proc struct {
 	args      []string
 	client    *hub.Client
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	log    tail
+	run      procrun.Proc
+	restores atomic.Int64 // "restored state from snapshot" lines seen
 }
 
-// tail keeps the last lines a process printed, for error messages.
-type tail struct {
-	lines    []string
-	restores int // "restored state from snapshot" lines seen
-}
-
-func (t *tail) add(line string) {
-	if strings.Contains(line, "restored state from snapshot") {
-		t.restores++
-	}
-	t.lines = append(t.lines, line)
-	if len(t.lines) > 40 {
-		t.lines = t.lines[len(t.lines)-40:]
-	}
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.log.lines, "\n")
-}
-
-// running reports whether the process is up.
-func (p *proc) running() bool {
-	p.mu.Lock()
-	exited := p.exited
-	p.mu.Unlock()
-	if exited == nil {
-		return false
-	}
-	select {
-	case <-exited:
-		return false
-	default:
-		return true
-	}
-}
+func (p *proc) running() bool { return p.run.Running() }
+func (p *proc) kill()         { p.run.Kill() }
+func (p *proc) pid() int      { return p.run.Pid() }
 
 // start runs the process and waits for its ready line.
 func (p *proc) start(ctx context.Context, binary string, bootstrap bool) error {
@@ -116,102 +50,14 @@ func (p *proc) start(ctx context.Context, binary string, bootstrap bool) error {
 	if p.pprofAddr != "" {
 		args = append(args, "--pprof", p.pprofAddr)
 	}
-	args = append(args, p.args...)
-	cmd := exec.Command(binary, args...)
-	cmd.SysProcAttr = procstat.ChildAttr()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return err
-	}
-	cmd.Stdout = io.Discard
-	var logFile *os.File
-	if p.logPath != "" {
-		if logFile, err = os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
-			return err
+	p.run.Name, p.run.Bin, p.run.Args = "hub "+p.id, binary, append(args, p.args...)
+	p.run.Ready, p.run.LogPath, p.run.Group = "ready: raft", p.logPath, &children
+	p.run.OnLine = func(_ time.Time, line string) {
+		if strings.Contains(line, "restored state from snapshot") {
+			p.restores.Add(1)
 		}
 	}
-	// Register before starting, under the lock, so killAll sees it.
-	procs.mu.Lock()
-	if err := cmd.Start(); err != nil {
-		procs.mu.Unlock()
-		if logFile != nil {
-			logFile.Close()
-		}
-		return fmt.Errorf("start %s: %w", binary, err)
-	}
-	exited := make(chan struct{})
-	p.mu.Lock()
-	p.cmd, p.exited, p.log = cmd, exited, tail{}
-	p.mu.Unlock()
-	if !slices.Contains(procs.all, p) {
-		procs.all = append(procs.all, p)
-	}
-	procs.mu.Unlock()
-
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		once := sync.Once{}
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.log.add(line)
-			p.mu.Unlock()
-			if logFile != nil {
-				fmt.Fprintln(logFile, line)
-			}
-			if strings.Contains(line, "ready: raft") {
-				once.Do(func() { close(ready) })
-			}
-		}
-		io.Copy(io.Discard, stderr)
-		cmd.Wait()
-		if logFile != nil {
-			logFile.Close()
-		}
-		close(exited)
-	}()
-	timer := time.NewTimer(60 * time.Second)
-	defer timer.Stop()
-	select {
-	case <-ready:
-		return nil
-	case <-exited:
-		return fmt.Errorf("hub %s exited before it was ready:\n%s", p.id, p.output())
-	case <-timer.C:
-		p.kill()
-		return fmt.Errorf("hub %s not ready in 60s:\n%s", p.id, p.output())
-	case <-ctx.Done():
-		p.kill()
-		return ctx.Err()
-	}
-}
-
-// kill sends SIGKILL (kill -9) and waits for the process to go.
-func (p *proc) kill() {
-	p.mu.Lock()
-	cmd, exited := p.cmd, p.exited
-	p.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	select {
-	case <-exited:
-		return
-	default:
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	<-exited
-}
-
-func (p *proc) pid() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil || p.cmd.Process == nil {
-		return 0
-	}
-	return p.cmd.Process.Pid
+	return p.run.Start(ctx, 60*time.Second)
 }
 
 func (p *proc) member() hub.Member {
@@ -295,7 +141,7 @@ func (c *cluster) firstStart(ctx context.Context, p *proc, bootstrap, pprof bool
 		}
 		for _, a := range addrs {
 			var err error
-			if *a, err = freeAddr(); err != nil {
+			if *a, err = procrun.FreeAddr(); err != nil {
 				return err
 			}
 		}

@@ -46,7 +46,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	killAll() // every exit path: no hub process outlives hubbench
+	children.KillAll() // every exit path: no hub process outlives hubbench
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)

@@ -132,9 +132,7 @@ func (b *bench) snapshot(ctx context.Context) error {
 	if lsum.Checksum != fsum.Checksum || lsum.AppliedIndex != fsum.AppliedIndex {
 		return fmt.Errorf("%s caught up to index %d with checksum %.12s; the leader is at %d with %.12s", follower.id, fsum.AppliedIndex, fsum.Checksum, lsum.AppliedIndex, lsum.Checksum)
 	}
-	follower.mu.Lock()
-	installed := follower.log.restores > 0
-	follower.mu.Unlock()
+	installed := follower.restores.Load() > 0
 	how := "by snapshot install"
 	if !installed {
 		how = "WITHOUT a snapshot install (from the log): the figure is not a snapshot install's"

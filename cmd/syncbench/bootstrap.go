@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/endcap/endcap/internal/procrun"
 	"github.com/endcap/endcap/internal/procstat"
 	"io"
 	"io/fs"
@@ -68,28 +69,28 @@ func (b *bench) bootstrap(ctx context.Context) error {
 	if err := os.WriteFile(pwFile, []byte(password(bootID)+"\n"), 0o600); err != nil {
 		return err
 	}
-	httpAddr, err := freeAddr()
+	httpAddr, err := procrun.FreeAddr()
 	if err != nil {
 		return err
 	}
 	var marks bootMarks
-	p := &proc{name: "edge " + bootID, bin: cfg.edgeBinary, ready: "ready: http", onLine: marks.line,
-		args: []string{"--id", bootID, "--data", edir, "--region", region, "--mqtt", e.broker.URL(), "--password-file", pwFile,
+	p := &procrun.Proc{Group: &children, Name: "edge " + bootID, Bin: cfg.edgeBinary, Ready: "ready: http", OnLine: marks.line,
+		Args: []string{"--id", bootID, "--data", edir, "--region", region, "--mqtt", e.broker.URL(), "--password-file", pwFile,
 			"--hub", "http://" + h.http, "--http", httpAddr, "--bootstrap", "--log-level", "info"}}
 	if cfg.logDir != "" {
-		p.logPath = filepath.Join(cfg.logDir, "bootstrap-"+bootID+".log")
+		p.LogPath = filepath.Join(cfg.logDir, "bootstrap-"+bootID+".log")
 	}
-	defer p.kill()
+	defer p.Kill()
 	mem := &memWatch{}
 	memStop := make(chan struct{})
 	memDone := make(chan struct{})
-	meter := startCPU(map[string]int{"hub h1": h.pid(), "syncbench (broker)": 0})
+	meter := startCPU(map[string]int{"hub h1": h.Pid(), "syncbench (broker)": 0})
 	b.logf("bootstrap: starting edge %s", bootID)
 	go func() {
 		defer close(memDone)
 		for {
-			if pid := p.pid(); pid != 0 {
-				mem.sample(pid, p.startedAt())
+			if pid := p.Pid(); pid != 0 {
+				mem.sample(pid, p.StartedAt())
 			}
 			select {
 			case <-memStop:
@@ -98,8 +99,8 @@ func (b *bench) bootstrap(ctx context.Context) error {
 			}
 		}
 	}()
-	err = p.start(ctx, 30*time.Minute)
-	t0 := p.startedAt()
+	err = p.Start(ctx, 30*time.Minute)
+	t0 := p.StartedAt()
 	if err != nil {
 		close(memStop)
 		return err
@@ -131,12 +132,12 @@ func (b *bench) bootstrap(ctx context.Context) error {
 		return nil
 	})
 	follow := time.Since(t0)
-	pid := p.pid()
+	pid := p.Pid()
 	_, hwm, hwmOK := procstat.Memory(pid)
 	close(memStop)
 	<-memDone
 	cpuLine := meter.stop()
-	p.kill()
+	p.Kill()
 	if err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ func (b *bench) catchup(ctx context.Context, e *env) error {
 
 	// The edge returns.
 	b.logf("catchup: edge %s returns; %d entries to apply", returningID, entries)
-	meter := startCPU(map[string]int{"syncbench (edge, broker)": 0, "hub " + leader.id + " (leader)": leader.pid()})
+	meter := startCPU(map[string]int{"syncbench (edge, broker)": 0, "hub " + leader.id + " (leader)": leader.Pid()})
 	stopProf := func() {}
 	if cfg.pprofDir != "" {
 		stopProf = b.profileSelf(filepath.Join(cfg.pprofDir, "catchup-syncbench.pprof"))

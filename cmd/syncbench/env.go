@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/endcap/endcap/internal/procrun"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -38,7 +39,7 @@ type env struct {
 
 // hubProc is one hub process.
 type hubProc struct {
-	*proc
+	*procrun.Proc
 	id     string
 	dir    string
 	raft   string
@@ -73,7 +74,7 @@ func (b *bench) newEnv(ctx context.Context, name string, users ...string) (*env,
 	var err error
 	for try := 1; ; try++ {
 		var addr string
-		if addr, err = freeAddr(); err != nil {
+		if addr, err = procrun.FreeAddr(); err != nil {
 			return nil, err
 		}
 		e.broker, err = replication.StartBroker(ctx, replication.BrokerConfig{Region: region, TCPAddr: addr, Passwords: e.pw, Logger: b.logger("broker")})
@@ -91,7 +92,7 @@ func (b *bench) newEnv(ctx context.Context, name string, users ...string) (*env,
 // the work dir is removed.
 func (e *env) close() {
 	for _, h := range e.hubs {
-		h.kill()
+		h.Kill()
 	}
 	if e.broker != nil {
 		e.broker.Close()
@@ -102,9 +103,9 @@ func (e *env) close() {
 // The first node of a cluster bootstraps it.
 func (e *env) startHub(ctx context.Context, id string, bootstrap bool, readyTimeout time.Duration) (*hubProc, error) {
 	h := &hubProc{id: id, dir: filepath.Join(e.dir, id), client: &hub.Client{Token: token, HTTP: e.b.hc}}
-	h.proc = &proc{name: "hub " + id, bin: e.b.cfg.hubBinary, ready: "ready: raft"}
+	h.Proc = &procrun.Proc{Group: &children, Name: "hub " + id, Bin: e.b.cfg.hubBinary, Ready: "ready: raft"}
 	if e.b.cfg.logDir != "" {
-		h.logPath = filepath.Join(e.b.cfg.logDir, e.name+"-"+id+".log")
+		h.LogPath = filepath.Join(e.b.cfg.logDir, e.name+"-"+id+".log")
 	}
 	for try := 1; ; try++ {
 		addrs := []*string{&h.raft, &h.http}
@@ -113,20 +114,20 @@ func (e *env) startHub(ctx context.Context, id string, bootstrap bool, readyTime
 		}
 		for _, a := range addrs {
 			var err error
-			if *a, err = freeAddr(); err != nil {
+			if *a, err = procrun.FreeAddr(); err != nil {
 				return nil, err
 			}
 		}
 		h.client.Addr = h.http
-		h.args = []string{"--id", id, "--data", h.dir, "--raft", h.raft, "--http", h.http, "--token", token,
+		h.Args = []string{"--id", id, "--data", h.dir, "--raft", h.raft, "--http", h.http, "--token", token,
 			"--region", region, "--mqtt", e.broker.URL(), "--mqtt-password-file", e.hubPw, "--passwords", e.pwFile, "--log-level", "info"}
 		if bootstrap {
-			h.args = append(h.args, "--bootstrap")
+			h.Args = append(h.Args, "--bootstrap")
 		}
 		if h.pprof != "" {
-			h.args = append(h.args, "--pprof", h.pprof)
+			h.Args = append(h.Args, "--pprof", h.pprof)
 		}
-		err := h.start(ctx, readyTimeout)
+		err := h.Start(ctx, readyTimeout)
 		if err == nil {
 			e.hubs = append(e.hubs, h)
 			return h, nil
@@ -179,7 +180,7 @@ func (e *env) leader(ctx context.Context, timeout time.Duration) (*hubProc, erro
 		leader = nil
 		seen := ""
 		for _, h := range e.hubs {
-			if !h.running() {
+			if !h.Running() {
 				continue
 			}
 			st, err := h.status(ctx)
@@ -192,7 +193,7 @@ func (e *env) leader(ctx context.Context, timeout time.Duration) (*hubProc, erro
 			seen = st.Leader.ID
 		}
 		for _, h := range e.hubs {
-			if h.id == seen && h.running() {
+			if h.id == seen && h.Running() {
 				leader = h
 				return nil
 			}

@@ -246,7 +246,7 @@ func (b *bench) latency(ctx context.Context, e *env) error {
 			if h == leader {
 				role = "leader"
 			}
-			pids["hub "+h.id+" ("+role+")"] = h.pid()
+			pids["hub "+h.id+" ("+role+")"] = h.Pid()
 		}
 		meter = startCPU(pids)
 		if cfg.pprofDir != "" {

@@ -47,7 +47,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	killAll() // every exit path: no child process outlives syncbench
+	children.KillAll() // every exit path: no child process outlives syncbench
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
@@ -247,7 +247,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		DialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 	}}}
 	defer func() {
-		killAll()
+		children.KillAll()
 		if b.logFile != nil {
 			b.logFile.Close()
 		}
