@@ -183,7 +183,7 @@ func (c *cluster) close() {
 
 // join adds p as a voter through the first node (forwarded to the leader).
 func (c *cluster) join(ctx context.Context, p *proc) error {
-	return poll(ctx, "join "+p.id, 90*time.Second, 200*time.Millisecond, func() error {
+	return procrun.Poll(ctx, "join "+p.id, 90*time.Second, 200*time.Millisecond, func() error {
 		for _, q := range c.live() {
 			if q == p {
 				continue
@@ -221,7 +221,7 @@ func (c *cluster) node(id string) *proc {
 // of the live nodes whose API address they know, and returns it.
 func (c *cluster) waitLeader(ctx context.Context, timeout time.Duration) (*proc, error) {
 	var leader *proc
-	err := poll(ctx, "a leader all nodes agree on", timeout, 50*time.Millisecond, func() error {
+	err := procrun.Poll(ctx, "a leader all nodes agree on", timeout, 50*time.Millisecond, func() error {
 		leader = nil
 		seen := ""
 		for _, p := range c.live() {
@@ -247,7 +247,7 @@ func (c *cluster) waitLeader(ctx context.Context, timeout time.Duration) (*proc,
 
 // waitApplied waits until p has applied index target.
 func (c *cluster) waitApplied(ctx context.Context, p *proc, target uint64, timeout time.Duration) error {
-	return poll(ctx, fmt.Sprintf("%s applies index %d", p.id, target), timeout, 20*time.Millisecond, func() error {
+	return procrun.Poll(ctx, fmt.Sprintf("%s applies index %d", p.id, target), timeout, 20*time.Millisecond, func() error {
 		st, err := status(ctx, p)
 		if err != nil {
 			return err
@@ -269,7 +269,7 @@ func (c *cluster) waitConverged(ctx context.Context, timeout time.Duration) erro
 	if err := c.waitAllApplied(ctx, leader, timeout); err != nil {
 		return err
 	}
-	return poll(ctx, "nodes converge", timeout, 100*time.Millisecond, func() error {
+	return procrun.Poll(ctx, "nodes converge", timeout, 100*time.Millisecond, func() error {
 		_, err := hub.CheckConverged(ctx, c.clients()...)
 		return err
 	})
@@ -279,29 +279,6 @@ func status(ctx context.Context, p *proc) (hub.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	return p.client.Status(ctx)
-}
-
-// poll calls cond every interval until it returns nil, the timeout
-// passes, or ctx ends.
-func poll(ctx context.Context, what string, timeout, interval time.Duration, cond func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: not within %s: %v", what, timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(interval):
-		}
-	}
 }
 
 // clients are the live nodes' API clients.

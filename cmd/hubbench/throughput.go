@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/endcap/endcap/internal/procstat"
 	"io"
 	"net/http"
 	"os"
@@ -18,6 +17,8 @@ import (
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
+
+	"github.com/endcap/endcap/internal/procstat"
 )
 
 // tpResult is one throughput row's figures.

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/endcap/endcap/internal/procrun"
-	"github.com/endcap/endcap/internal/procstat"
 	"io"
 	"io/fs"
 	"net/http"
@@ -17,6 +15,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/endcap/endcap/internal/procrun"
+	"github.com/endcap/endcap/internal/procstat"
 
 	"github.com/endcap/endcap/retail"
 	"github.com/endcap/endcap/retail/demodata"
@@ -121,7 +122,7 @@ func (b *bench) bootstrap(ctx context.Context) error {
 		return err
 	}
 	seq := res[0].Seq
-	err = poll(ctx, fmt.Sprintf("edge %s applies hub sequence %d", bootID, seq), 5*time.Minute, 5*time.Millisecond, func() error {
+	err = procrun.Poll(ctx, fmt.Sprintf("edge %s applies hub sequence %d", bootID, seq), 5*time.Minute, 5*time.Millisecond, func() error {
 		got, err := b.edgeApplied(ctx, httpAddr)
 		if err != nil {
 			return err

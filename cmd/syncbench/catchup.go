@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/endcap/endcap/internal/procrun"
 	"github.com/endcap/endcap/internal/scenario"
 	"github.com/endcap/endcap/retail"
 )
@@ -85,7 +86,7 @@ func (b *bench) catchup(ctx context.Context, e *env) error {
 	}
 	defer n.Close()
 	var first time.Duration
-	err = poll(ctx, fmt.Sprintf("edge %s catches up to %d", returningID, target), 30*time.Minute, 5*time.Millisecond, func() error {
+	err = procrun.Poll(ctx, fmt.Sprintf("edge %s catches up to %d", returningID, target), 30*time.Minute, 5*time.Millisecond, func() error {
 		got, err := n.Replica().AppliedSeq(ctx)
 		if err != nil {
 			return err

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/endcap/endcap/internal/procrun"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/endcap/endcap/internal/procrun"
 
 	"github.com/endcap/endcap/edge"
 	"github.com/endcap/endcap/hub"
@@ -158,7 +159,7 @@ func (e *env) startCluster(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		err = poll(ctx, "join "+id, 90*time.Second, 200*time.Millisecond, func() error {
+		err = procrun.Poll(ctx, "join "+id, 90*time.Second, 200*time.Millisecond, func() error {
 			cctx, cancel := context.WithTimeout(ctx, 75*time.Second)
 			defer cancel()
 			_, err := first.client.Join(cctx, hub.Member{ID: h.id, RaftAddr: h.raft, HTTPAddr: h.http})
@@ -176,7 +177,7 @@ func (e *env) startCluster(ctx context.Context) error {
 // them, and returns it.
 func (e *env) leader(ctx context.Context, timeout time.Duration) (*hubProc, error) {
 	var leader *hubProc
-	err := poll(ctx, "a hub leader all nodes agree on", timeout, 50*time.Millisecond, func() error {
+	err := procrun.Poll(ctx, "a hub leader all nodes agree on", timeout, 50*time.Millisecond, func() error {
 		leader = nil
 		seen := ""
 		for _, h := range e.hubs {
@@ -236,7 +237,7 @@ var errRejected = errors.New("not accepted")
 func (e *env) submitRetry(ctx context.Context, raws []json.RawMessage) ([]hub.MutationResult, error) {
 	var res []hub.MutationResult
 	var last error
-	err := poll(ctx, "submit to the hub", 2*time.Minute, 500*time.Millisecond, func() error {
+	err := procrun.Poll(ctx, "submit to the hub", 2*time.Minute, 500*time.Millisecond, func() error {
 		leader, err := e.leader(ctx, 30*time.Second)
 		if err == nil {
 			res, err = leader.submit(ctx, raws, time.Minute)
@@ -291,7 +292,7 @@ func (e *env) startEdge(ctx context.Context, id, dir string) (*edge.Node, error)
 
 // waitApplied polls an in-process edge until it has applied target.
 func waitApplied(ctx context.Context, n *edge.Node, target uint64, timeout, every time.Duration) error {
-	return poll(ctx, fmt.Sprintf("edge %s applies hub sequence %d", n.Replica().Edge(), target), timeout, every, func() error {
+	return procrun.Poll(ctx, fmt.Sprintf("edge %s applies hub sequence %d", n.Replica().Edge(), target), timeout, every, func() error {
 		got, err := n.Replica().AppliedSeq(ctx)
 		if err != nil {
 			return err

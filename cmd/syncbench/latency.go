@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/endcap/endcap/edge"
+	"github.com/endcap/endcap/internal/procrun"
 	"github.com/endcap/endcap/internal/scenario"
 	"github.com/endcap/endcap/replication"
 	"github.com/endcap/endcap/retail"
@@ -292,7 +293,7 @@ func (b *bench) latency(ctx context.Context, e *env) error {
 	}
 	b.logf("latency: load done; waiting up to %s for %d measured sales to reach the observer", cfg.drain, len(measured))
 	drainStart := time.Now()
-	poll(ctx, "drain", cfg.drain, 50*time.Millisecond, func() error {
+	procrun.Poll(ctx, "drain", cfg.drain, 50*time.Millisecond, func() error {
 		for _, id := range measured {
 			if _, ok := seen.get(id); !ok {
 				return errNotYet

@@ -26,36 +26,23 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/endcap/endcap/internal/procstat"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/endcap/endcap/internal/procstat"
 
 	"github.com/endcap/endcap/retail"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	children.KillAll() // every exit path: no child process outlives syncbench
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "syncbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { children.Main("syncbench", run) }
 
 var scenarios = []string{"latency", "catchup", "bootstrap"}
 

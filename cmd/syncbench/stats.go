@@ -2,11 +2,12 @@ package main
 
 import (
 	"fmt"
-	"github.com/endcap/endcap/internal/procstat"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/endcap/endcap/internal/procstat"
 )
 
 // dist is a sorted sample of durations.
