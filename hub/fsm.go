@@ -22,6 +22,7 @@ const (
 	entryMutations  byte = 1 // a JSON array of encoded mutations (group commit)
 	entryMember     byte = 2 // a member's addresses, JSON
 	entryMemberGone byte = 3 // a member removed, JSON (only the id is read)
+	entryEffects    byte = 4 // mutations the leader executed: their row changes (replication.EncodeEffects)
 )
 
 // hubSchema is the hub's own tables, beside the region's in the same file,
@@ -88,6 +89,8 @@ type FSM struct {
 	seqMu        sync.Mutex
 	seqCh        chan struct{} // closed when hubSeq moves; then replaced
 	applied      atomic.Uint64 // mutations applied since start, for metrics
+
+	rows *replication.RowApplier // writes effects entries; made on first use, under the writer
 }
 
 // FSMConfig configures an FSM.
@@ -212,6 +215,10 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 				n++
 			}
 			resp[i] = results
+		case entryEffects:
+			var r effectsResult
+			r, seq, n = f.applyEffects(ctx, tx, l, seq, n)
+			resp[i] = r
 		case entryMember:
 			var m Member
 			if err := json.Unmarshal(l.Data[1:], &m); err != nil {

@@ -12,6 +12,7 @@ type metrics struct {
 	registry      *prometheus.Registry
 	commitLatency prometheus.Histogram
 	batchSize     prometheus.Histogram
+	staleBatches  prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -22,6 +23,8 @@ func newMetrics(n *Node) *metrics {
 	m.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "endcap_hub_batch_mutations", Help: "Mutations per raft entry (group commit).",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 12)})
+	m.staleBatches = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "endcap_hub_stale_batches_total", Help: "Batches executed again because their effects entry met a state that had moved (a leader change)."})
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
@@ -37,7 +40,7 @@ func newMetrics(n *Node) *metrics {
 			return v
 		}
 	}
-	m.registry.MustRegister(m.commitLatency, m.batchSize,
+	m.registry.MustRegister(m.commitLatency, m.batchSize, m.staleBatches,
 		gauge("endcap_hub_raft_state", "Raft state: 0 follower, 1 candidate, 2 leader, 3 shutdown.", func() float64 {
 			return float64(map[raft.RaftState]int{raft.Follower: 0, raft.Candidate: 1, raft.Leader: 2, raft.Shutdown: 3}[n.raft.State()])
 		}),

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/endcap/endcap/replication"
@@ -125,12 +126,14 @@ type Node struct {
 	ln    net.Listener
 
 	proposals chan *proposal
-	inflight  chan struct{}
-	stop      chan struct{}
-	wg        sync.WaitGroup
-	metrics   *metrics
-	client    *http.Client
-	bridge    *replication.Bridge
+	// needBarrier: this node became leader; the batch loop waits for
+	// the log before its term to be applied before it executes.
+	needBarrier atomic.Bool
+	stop        chan struct{}
+	wg          sync.WaitGroup
+	metrics     *metrics
+	client      *http.Client
+	bridge      *replication.Bridge
 }
 
 // ErrNotLeader: a write reached a node that is not the leader and could
@@ -143,7 +146,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID),
-		proposals: make(chan *proposal, 4096), inflight: make(chan struct{}, 16), stop: make(chan struct{}),
+		proposals: make(chan *proposal, 4096), stop: make(chan struct{}),
 		client: &http.Client{Timeout: 30 * time.Second}}
 	ok := false
 	defer func() {
@@ -304,6 +307,7 @@ func (n *Node) leaderLoop() {
 			return
 		case isLeader := <-n.raft.LeaderCh():
 			if isLeader {
+				n.needBarrier.Store(true)
 				n.putMember(Member{ID: n.cfg.ID, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr()})
 			}
 		}
@@ -353,13 +357,16 @@ func (n *Node) Submit(ctx context.Context, raws []json.RawMessage) ([]MutationRe
 	}
 }
 
-// batchLoop takes waiting proposals and proposes them as one raft entry
-// (group commit), up to BatchMax mutations. When no entry is in flight it
-// proposes at once, so a lone writer is not delayed; while entries are in
-// flight it waits up to BatchWait for more company, because the next
-// commit cannot overtake them anyway. Up to 16 entries are in flight at
-// once; raft pipelines them to the followers.
+// batchLoop takes waiting proposals and commits them as one raft entry
+// (group commit), up to BatchMax mutations: the leader executes them on
+// its state and proposes their effects (see effects.go). One batch is
+// executed and committed at a time, because the next one must be
+// executed on the state that includes it; the proposals that come in
+// meanwhile make up the next batch. When the loop is idle a lone writer
+// is not delayed; after a commit, the next batch waits up to BatchWait
+// for more company.
 func (n *Node) batchLoop() {
+	busy := false
 	for {
 		var first *proposal
 		select {
@@ -370,7 +377,7 @@ func (n *Node) batchLoop() {
 		batch, count := []*proposal{first}, len(first.raws)
 		var deadline <-chan time.Time
 		var timer *time.Timer
-		if n.cfg.BatchWait > 0 && len(n.inflight) > 0 {
+		if n.cfg.BatchWait > 0 && busy {
 			timer = time.NewTimer(n.cfg.BatchWait)
 			deadline = timer.C
 		}
@@ -401,46 +408,69 @@ func (n *Node) batchLoop() {
 		if timer != nil {
 			timer.Stop()
 		}
-		n.propose(batch, count)
+		n.commit(batch, count)
+		busy = len(n.proposals) > 0
 	}
 }
 
-func (n *Node) propose(batch []*proposal, count int) {
+// maxStale bounds how often a batch is executed again because its entry
+// met another state than the one it was executed on.
+const maxStale = 3
+
+// commit executes a batch on the leader's state, proposes its effects
+// and answers every proposal of it.
+func (n *Node) commit(batch []*proposal, count int) {
 	all := make([]json.RawMessage, 0, count)
 	for _, p := range batch {
 		all = append(all, p.raws...)
 	}
-	data, _ := json.Marshal(all)
 	n.metrics.batchSize.Observe(float64(count))
-	fut := n.raft.Apply(append([]byte{entryMutations}, data...), 30*time.Second)
-	select {
-	case n.inflight <- struct{}{}:
-	case <-n.stop:
-		return
+	results, err := n.executeAndPropose(all)
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		err = fmt.Errorf("%w: %v", ErrNotLeader, err)
 	}
-	go func() {
-		defer func() { <-n.inflight }()
-		err := fut.Error()
-		var results []MutationResult
+	i := 0
+	for _, p := range batch {
+		r := proposalResult{err: err}
 		if err == nil {
-			results, _ = fut.Response().([]MutationResult)
-			if len(results) != count {
-				err = fmt.Errorf("hub: %d results for %d mutations", len(results), count)
+			r.results = results[i : i+len(p.raws)]
+		}
+		i += len(p.raws)
+		p.done <- r
+	}
+}
+
+func (n *Node) executeAndPropose(all []json.RawMessage) ([]MutationResult, error) {
+	for attempt := 0; ; attempt++ {
+		// A new leader first applies every entry of the log before its
+		// term, so that it executes on the newest state.
+		if n.needBarrier.Load() || attempt > 0 {
+			if err := n.raft.Barrier(30 * time.Second).Error(); err != nil {
+				return nil, err
 			}
+			n.needBarrier.Store(false)
 		}
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			err = fmt.Errorf("%w: %v", ErrNotLeader, err)
+		ex, err := n.fsm.execute(context.Background(), all)
+		if err != nil {
+			return nil, err
 		}
-		i := 0
-		for _, p := range batch {
-			r := proposalResult{err: err}
-			if err == nil {
-				r.results = results[i : i+len(p.raws)]
-			}
-			i += len(p.raws)
-			p.done <- r
+		if ex.entry == nil {
+			return ex.results, nil // duplicates only: already committed
 		}
-	}()
+		fut := n.raft.Apply(ex.entry, 30*time.Second)
+		if err := fut.Error(); err != nil {
+			return nil, err
+		}
+		if r, ok := fut.Response().(effectsResult); !ok {
+			return nil, fmt.Errorf("hub: effects entry answered %T", fut.Response())
+		} else if !r.Stale {
+			return ex.results, nil
+		}
+		n.metrics.staleBatches.Inc()
+		if attempt+1 >= maxStale {
+			return nil, fmt.Errorf("%w: the state moved %d times while the batch was executed", ErrNotLeader, maxStale)
+		}
+	}
 }
 
 // leader returns the leader's member record, if known.

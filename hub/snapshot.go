@@ -160,6 +160,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore: close state: %w", err)
 	}
 	f.db = nil
+	f.rows = nil
 	for _, suffix := range []string{"-wal", "-shm"} {
 		if err := os.Remove(f.path() + suffix); err != nil && !os.IsNotExist(err) {
 			return fmt.Errorf("restore: %w", err)

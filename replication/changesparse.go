@@ -13,7 +13,12 @@ import (
 // a row change's own parser sees it. Anything else reports !ok, and
 // Decode takes the general path, which gives the same Message
 // (FuzzParseChanges checks).
-func parseChanges(b []byte) (Message, bool) {
+func parseChanges(b []byte) (Message, bool) { return parseChangesRaw(b, false) }
+
+// parseChangesRaw is parseChanges; with keepRaw, each entry also keeps
+// its row changes' bytes (Change.raw, a slice of b), so they can be
+// stored as they are.
+func parseChangesRaw(b []byte, keepRaw bool) (Message, bool) {
 	p := envParser{retail.JSONScanner{B: b}}
 	m := Message{V: ProtocolVersion, Kind: KindChanges}
 	if !p.Lit(`{"v":1,"kind":"changes","region":`) || !p.Str(&m.Region) || !p.Lit(`,"entries":[`) {
@@ -33,6 +38,7 @@ func parseChanges(b []byte) (Message, bool) {
 		}
 		c.Status = retail.Status(status)
 		c.Changes = []retail.RowChange{} // "changes":[] decodes to an empty slice, not nil
+		rawStart := p.I - 1
 		for firstRow := true; !p.Peek(']'); firstRow = false {
 			if !firstRow && !p.Lit(",") {
 				return Message{}, false
@@ -51,6 +57,9 @@ func parseChanges(b []byte) (Message, bool) {
 			}
 			c.Changes = append(c.Changes, rc)
 			p.I = end
+		}
+		if keepRaw {
+			c.raw = p.B[rawStart : p.I+1 : p.I+1]
 		}
 		if !p.Lit("]}") {
 			return Message{}, false

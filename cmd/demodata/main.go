@@ -91,6 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl.Int64Var(&o.cfg.Seed, "seed", 1, "seed: the same seed and sizes make the same database")
 	fl.Float64Var(&o.cfg.OrdersPerCustomer, "orders-per-customer", 0,
 		"mean orders per customer; 0 means 5, or 1,000,000/customers above 200,000 customers")
+	fl.IntVar(&o.cfg.CacheMiB, "cache-mib", 256, "SQLite page cache while generating, in MiB; give a 5M-order region 8192")
 	fl.BoolVar(&o.summary, "summary", false, "only summarise the existing --out file: row counts, size, schema version, checksum")
 	fl.BoolVar(&o.force, "force", false, "overwrite --out if it exists")
 	if err := fl.Parse(args); err != nil {
@@ -113,6 +114,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usagef("--stores must be at least 1")
 	case o.cfg.Products < 1:
 		return usagef("--products must be at least 1")
+	case o.cfg.CacheMiB < 1:
+		return usagef("--cache-mib must be at least 1")
 	case o.cfg.OrdersPerCustomer < 0:
 		return usagef("--orders-per-customer must not be negative")
 	}

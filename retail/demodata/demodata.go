@@ -35,6 +35,10 @@ type Config struct {
 	Years int
 	// BatchSize is the number of mutations per transaction (default 1000).
 	BatchSize int
+	// CacheMiB is the page cache, in MiB, of the connection the mutations
+	// are written on (default 256). A region much larger than the cache
+	// slows down as it grows: give a 5M-order region a few GiB.
+	CacheMiB int
 	// OnCommit, if set, is called after every commit with the number of
 	// mutations applied so far (progress counts customers; this lets a
 	// caller show throughput).
@@ -72,6 +76,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 1000
+	}
+	if c.CacheMiB <= 0 {
+		c.CacheMiB = 256
 	}
 	return c
 }
@@ -249,11 +256,9 @@ type writer struct {
 	// enlarged it; tuned says it was.
 	oldCache int64
 	tuned    bool
+	// cacheMiB is the page cache Generate gives the writer connection.
+	cacheMiB int
 }
-
-// cacheSize is the page cache Generate gives the writer connection, in
-// SQLite's negative-KiB form: 256 MiB.
-const cacheSize = -256 * 1024
 
 func (w *writer) begin() error {
 	tx, err := w.db.Begin(w.ctx)
@@ -267,7 +272,7 @@ func (w *writer) begin() error {
 		if err := tx.SQL().QueryRowContext(w.ctx, "PRAGMA cache_size").Scan(&w.oldCache); err != nil {
 			return fmt.Errorf("read cache_size: %w", err)
 		}
-		if _, err := tx.SQL().ExecContext(w.ctx, fmt.Sprintf("PRAGMA cache_size = %d", cacheSize)); err != nil {
+		if _, err := tx.SQL().ExecContext(w.ctx, fmt.Sprintf("PRAGMA cache_size = %d", -1024*w.cacheMiB)); err != nil {
 			return fmt.Errorf("set cache_size: %w", err)
 		}
 		w.tuned = true
@@ -395,7 +400,7 @@ func newGen(ctx context.Context, db *retail.DB, cfg Config) (*gen, error) {
 		loc:   loc,
 		end:   ms(cfg.End),
 		start: ms(cfg.End.AddDate(-cfg.Years, 0, 0)),
-		w: &writer{ctx: ctx, db: db, batch: cfg.BatchSize, onCommit: cfg.OnCommit, onMutation: cfg.OnMutation, stats: Stats{
+		w: &writer{ctx: ctx, db: db, batch: cfg.BatchSize, cacheMiB: cfg.CacheMiB, onCommit: cfg.OnCommit, onMutation: cfg.OnMutation, stats: Stats{
 			ByType: map[string]int{}, Rejections: map[string]int{}, ExceptionKinds: map[string]int{},
 		}},
 	}

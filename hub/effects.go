@@ -1,0 +1,147 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/endcap/endcap/replication"
+	"github.com/endcap/endcap/retail"
+	"github.com/hashicorp/raft"
+)
+
+// The leader executes, the log carries effects.
+//
+// The leader runs retail.Apply for a batch of mutations on its own state,
+// in a transaction it rolls back, and proposes what Apply wrote (each
+// mutation's row changes, under the hub sequence it will have) as one
+// effects entry. Every node, the leader too, applies that entry by
+// writing the rows: a fraction of the work of running Apply again, on
+// each of the three or five nodes. See DESIGN.md.
+//
+// An entry is only right on the state it was computed on. It carries
+// that state's hub sequence (every mutation that changes the region
+// takes one, so equal sequences mean equal regions); a node whose
+// sequence differs when the entry comes to be applied applies nothing
+// and answers stale, the same on every node, and the leader executes
+// the batch again.
+
+// effectsResult is the FSM's answer to an effects entry.
+type effectsResult struct {
+	// Stale: the entry was computed on another state than the one it
+	// met (a leader change, or an entry committed in between); nothing
+	// was applied.
+	Stale bool
+}
+
+// execution is a batch executed on the leader's state: one result per
+// mutation, and the effects entry to propose (nil when every mutation
+// was a duplicate: then nothing needs committing).
+type execution struct {
+	results []MutationResult
+	entry   []byte
+}
+
+// execute runs raws through retail.Apply on the current state and rolls
+// back, returning their results with the hub sequences their changes
+// will be logged under once the entry commits.
+func (f *FSM) execute(ctx context.Context, raws []json.RawMessage) (execution, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.db == nil {
+		return execution{}, errors.New("hub state is closed")
+	}
+	tx, err := f.db.Begin(ctx)
+	if err != nil {
+		return execution{}, fmt.Errorf("execute: %w", err)
+	}
+	defer tx.Rollback()
+	var base int64
+	if err := tx.SQL().QueryRowContext(ctx, "SELECT coalesce((SELECT value FROM hub_meta WHERE key = 'hub_seq'), 0)").Scan(&base); err != nil {
+		return execution{}, fmt.Errorf("execute: %w", err)
+	}
+	seq := uint64(base)
+	ex := execution{results: make([]MutationResult, len(raws))}
+	var entries []replication.Change
+	for i, raw := range raws {
+		m, err := retail.Decode(raw)
+		if err != nil {
+			// The caller decodes before it submits, so only a bug gets
+			// here; nothing is recorded for it.
+			ex.results[i] = MutationResult{Err: err.Error()}
+			continue
+		}
+		res, err := retail.Apply(ctx, tx, m)
+		if err != nil {
+			return execution{}, fmt.Errorf("execute %s: %w", m.ID, err)
+		}
+		changes := res.Changes
+		res.Changes = nil
+		ex.results[i] = MutationResult{Result: res}
+		if res.Duplicate {
+			continue
+		}
+		seq++
+		ex.results[i].Seq = seq
+		entries = append(entries, replication.Change{Seq: seq, MutationID: m.ID.String(), Status: res.Status, Changes: changes})
+	}
+	if len(entries) == 0 {
+		return ex, nil
+	}
+	b, err := replication.EncodeEffects(uint64(base), entries)
+	if err != nil {
+		return execution{}, fmt.Errorf("execute: encode effects: %w", err)
+	}
+	ex.entry = append([]byte{entryEffects}, b...)
+	return ex, nil
+}
+
+// applyEffects applies effects entry l inside ApplyBatch's transaction,
+// on a state at hub sequence seq, having applied n mutations so far. A
+// database failure panics, as in ApplyBatch.
+func (f *FSM) applyEffects(ctx context.Context, tx *retail.Tx, l *raft.Log, seq, n uint64) (effectsResult, uint64, uint64) {
+	base, entries, err := replication.DecodeEffects(l.Data[1:])
+	if err != nil {
+		panic(fmt.Sprintf("hub fsm: entry %d is not an effects entry: %v", l.Index, err))
+	}
+	if base != seq {
+		return effectsResult{Stale: true}, seq, n
+	}
+	for i, e := range entries {
+		if e.Seq != base+1+uint64(i) {
+			panic(fmt.Sprintf("hub fsm: entry %d: change %d has hub sequence %d, want %d", l.Index, i, e.Seq, base+1+uint64(i)))
+		}
+	}
+	if f.rows == nil {
+		if f.rows, err = replication.NewRowApplier(ctx, tx.SQL()); err != nil {
+			panic(fmt.Sprintf("hub fsm: row applier: %v", err))
+		}
+	}
+	if err := f.rows.Apply(ctx, tx, entries); err != nil {
+		panic(fmt.Sprintf("hub fsm: entry %d: %v", l.Index, err))
+	}
+	origins := map[string]uint64{}
+	for _, e := range entries {
+		raw, err := e.RawChanges()
+		if err != nil {
+			panic(fmt.Sprintf("hub fsm: entry %d: encode changes: %v", l.Index, err))
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO hub_changes (seq, mutation_id, status, changes) VALUES (?, ?, ?, ?)",
+			int64(e.Seq), e.MutationID, string(e.Status), []byte(raw)); err != nil {
+			panic(fmt.Sprintf("hub fsm: change log: %v", err))
+		}
+		id, err := retail.ParseMutationID(e.MutationID)
+		if err != nil {
+			panic(fmt.Sprintf("hub fsm: entry %d: %v", l.Index, err))
+		}
+		origins[id.Origin] = max(origins[id.Origin], id.Seq)
+	}
+	for origin, last := range origins {
+		if _, err := tx.Exec(ctx, "INSERT INTO hub_origins (origin, last_seq) VALUES (?, ?) ON CONFLICT (origin) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+			origin, int64(last)); err != nil {
+			panic(fmt.Sprintf("hub fsm: origins: %v", err))
+		}
+	}
+	return effectsResult{}, entries[len(entries)-1].Seq, n + uint64(len(entries))
+}

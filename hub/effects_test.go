@@ -1,0 +1,144 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/endcap/endcap/retail"
+	"github.com/hashicorp/raft"
+)
+
+// effectsRegion is a small region's mutations in three batches: set-up,
+// then sales with an oversell (flagged), a sale of an unknown product
+// (rejected), a mutation twice in one batch and one again in the next.
+func effectsRegion(t *testing.T) [][]json.RawMessage {
+	seq := uint64(0)
+	next := func(b retail.Body) json.RawMessage { seq++; return encode(t, seq, b) }
+	var setup []json.RawMessage
+	setup = append(setup, next(&retail.UpsertStore{ID: "S1", Kind: retail.KindStore, Name: "Main St", Region: "west"}))
+	for i := range 5 {
+		sku := fmt.Sprintf("SKU-%d", i)
+		setup = append(setup, next(&retail.UpsertProduct{SKU: sku, Name: sku, Category: "c", PriceCents: 1000, Active: true}),
+			next(&retail.AdjustStock{Location: "S1", SKU: sku, Delta: 4, Reason: "received"}))
+	}
+	sale := func(n int, sku string, qty int64) json.RawMessage {
+		o := retail.Order{ID: fmt.Sprintf("o%d", n), Channel: retail.ChannelStore, StoreID: "S1", Fulfilment: retail.CarryOut,
+			Lines:   []retail.Line{{SKU: sku, Qty: qty, UnitPriceCents: 1000}, {SKU: "SKU-1", Qty: 1, UnitPriceCents: 1000}},
+			Tenders: []retail.Tender{{Kind: retail.TenderCash, AmountCents: 1000 * (retail.Cents(qty) + 1)}}}
+		return next(&retail.RecordSale{Order: o})
+	}
+	s1, s2 := sale(1, "SKU-0", 1), sale(2, "SKU-2", 9) // 9 of 4 in stock: flagged
+	unknown := sale(3, "SKU-404", 1)                   // rejected
+	return [][]json.RawMessage{setup, {s1, s2, unknown, s1}, {s2, sale(4, "SKU-3", 2)}}
+}
+
+// The effects path gives every node the state and change log that
+// running Apply on every node gave, byte for byte, and the same answers.
+func TestEffectsEqualApplyingOnEveryNode(t *testing.T) {
+	ctx := context.Background()
+	open := func() *FSM {
+		f, err := OpenFSM(ctx, FSMConfig{Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	apply, leader, follower := open(), open(), open()
+	statuses := map[retail.Status]int{}
+	dups := 0
+	for i, batch := range effectsRegion(t) {
+		data, _ := json.Marshal(batch)
+		index := uint64(i + 1)
+		want := apply.ApplyBatch([]*raft.Log{{Index: index, Type: raft.LogCommand, Data: append([]byte{entryMutations}, data...)}})[0].([]MutationResult)
+		ex, err := leader.execute(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(ex.results, want) {
+			t.Fatalf("batch %d: executed results\n%+v\nwant\n%+v", i, ex.results, want)
+		}
+		for _, r := range want {
+			statuses[r.Status]++
+			if r.Duplicate {
+				dups++
+			}
+		}
+		entry := &raft.Log{Index: index, Type: raft.LogCommand, Data: ex.entry}
+		for _, f := range []*FSM{leader, follower} {
+			if r := f.ApplyBatch([]*raft.Log{entry})[0]; r != (effectsResult{}) {
+				t.Fatalf("batch %d: effects answered %+v", i, r)
+			}
+		}
+	}
+	if statuses[retail.StatusFlagged] == 0 || statuses[retail.StatusRejected] == 0 || dups != 2 {
+		t.Fatalf("the region does not exercise every outcome: %v, %d duplicates", statuses, dups)
+	}
+	want, err := apply.Checksum(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, f := range map[string]*FSM{"leader": leader, "follower": follower} {
+		got, err := f.Checksum(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s: state %+v, want %+v", name, got, want)
+		}
+	}
+}
+
+// An effects entry that meets another state than it was executed on
+// applies nothing and says so; executed again, it applies. A batch of
+// duplicates only needs no entry.
+func TestStaleEffectsApplyNothing(t *testing.T) {
+	ctx := context.Background()
+	f, err := OpenFSM(ctx, FSMConfig{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	a, b := stores(t, 1, 2), stores(t, 3, 1)
+	exA, err := f.execute(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exB, err := f.execute(ctx, b) // on the same state: will be stale
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := func(index uint64, data []byte) *raft.Log {
+		return &raft.Log{Index: index, Type: raft.LogCommand, Data: data}
+	}
+	if r := f.ApplyBatch([]*raft.Log{log(1, exA.entry)})[0]; r != (effectsResult{}) {
+		t.Fatalf("first entry: %+v", r)
+	}
+	before, _ := f.Checksum(ctx)
+	if r := f.ApplyBatch([]*raft.Log{log(2, exB.entry)})[0]; r != (effectsResult{Stale: true}) {
+		t.Fatalf("stale entry answered %+v", r)
+	}
+	after, _ := f.Checksum(ctx)
+	if after.RegionChecksum != before.RegionChecksum || f.HubSeq() != 2 || f.AppliedIndex() != 2 {
+		t.Fatalf("a stale entry changed the state: seq %d, index %d", f.HubSeq(), f.AppliedIndex())
+	}
+	exB, err = f.execute(ctx, b)
+	if err != nil || exB.results[0].Seq != 3 {
+		t.Fatalf("executed again: %+v, %v", exB.results, err)
+	}
+	if r := f.ApplyBatch([]*raft.Log{log(3, exB.entry)})[0]; r != (effectsResult{}) || f.HubSeq() != 3 {
+		t.Fatalf("executed again: %+v, seq %d", r, f.HubSeq())
+	}
+	dup, err := f.execute(ctx, append(a, b...))
+	if err != nil || dup.entry != nil {
+		t.Fatalf("duplicates only: entry %d bytes, %v", len(dup.entry), err)
+	}
+	for i, r := range dup.results {
+		if !r.Duplicate || r.Status != retail.StatusAccepted || r.Seq != 0 {
+			t.Errorf("duplicate %d answered %+v", i, r)
+		}
+	}
+}
