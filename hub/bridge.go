@@ -32,17 +32,19 @@ func (b backend) Barrier(ctx context.Context) error {
 // mutations apply in order, so nothing after it may go first. That one
 // is answered with Err; the rest get no answer and are sent again.
 func (b backend) Submit(ctx context.Context, raws []json.RawMessage) ([]replication.AckResult, error) {
-	good := raws
+	good := make([]retail.Mutation, 0, len(raws))
 	var bad *replication.AckResult
-	for i, raw := range raws {
-		if _, err := retail.Decode(raw); err != nil {
+	for _, raw := range raws {
+		m, err := retail.Decode(raw)
+		if err != nil {
 			var head struct {
 				ID retail.MutationID `json:"id"`
 			}
 			json.Unmarshal(raw, &head)
-			good, bad = raws[:i], &replication.AckResult{ID: head.ID.String(), Err: err.Error()}
+			bad = &replication.AckResult{ID: head.ID.String(), Err: err.Error()}
 			break
 		}
+		good = append(good, m)
 	}
 	var out []replication.AckResult
 	if len(good) > 0 {

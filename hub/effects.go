@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -41,37 +40,81 @@ type effectsResult struct {
 type execution struct {
 	results []MutationResult
 	entry   []byte
+	// pending is the executed transaction, still open, when execute was
+	// asked to keep it (see pendingExec); nil otherwise.
+	pending *pendingExec
 }
 
-// execute runs raws through retail.Apply on the current state and rolls
-// back, returning their results with the hub sequences their changes
-// will be logged under once the entry commits.
-func (f *FSM) execute(ctx context.Context, raws []json.RawMessage) (execution, error) {
+// pendingExec is a batch the leader executed and did not roll back. If
+// the next entry the FSM applies is that batch's effects entry, the FSM
+// finishes and commits this transaction instead of writing the rows a
+// second time. Anything else the FSM applies first rolls it back, and
+// the entry, if it comes, is applied like any other. While it is open
+// it holds the state's only writer, so nothing else can change the
+// state it was executed on.
+type pendingExec struct {
+	tx    *retail.Tx
+	entry []byte
+}
+
+// takePending hands the pending execution, if any, to the caller, who
+// must commit or roll it back.
+func (f *FSM) takePending() *pendingExec {
+	f.pendMu.Lock()
+	defer f.pendMu.Unlock()
+	p := f.pending
+	f.pending = nil
+	return p
+}
+
+// dropPending rolls p back unless the FSM has taken it.
+func (f *FSM) dropPending(p *pendingExec) {
+	if p == nil {
+		return
+	}
+	f.pendMu.Lock()
+	mine := f.pending == p
+	if mine {
+		f.pending = nil
+	}
+	f.pendMu.Unlock()
+	if mine {
+		p.tx.Rollback()
+	}
+}
+
+// execute runs muts through retail.Apply on the current state, returning
+// their results with the hub sequences their changes will be logged
+// under once the entry commits. It rolls back, unless keep is set and
+// there is an entry: then the transaction stays open as the FSM's
+// pending execution (ex.pending), for the caller to drop once the
+// entry's future is done.
+func (f *FSM) execute(ctx context.Context, muts []retail.Mutation, keep bool) (ex execution, err error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if f.db == nil {
 		return execution{}, errors.New("hub state is closed")
 	}
+	if p := f.takePending(); p != nil {
+		p.tx.Rollback() // an earlier batch's, never taken: cannot happen, but never hold the writer
+	}
 	tx, err := f.db.Begin(ctx)
 	if err != nil {
 		return execution{}, fmt.Errorf("execute: %w", err)
 	}
-	defer tx.Rollback()
+	defer func() {
+		if ex.pending == nil {
+			tx.Rollback()
+		}
+	}()
 	var base int64
 	if err := tx.SQL().QueryRowContext(ctx, "SELECT coalesce((SELECT value FROM hub_meta WHERE key = 'hub_seq'), 0)").Scan(&base); err != nil {
 		return execution{}, fmt.Errorf("execute: %w", err)
 	}
 	seq := uint64(base)
-	ex := execution{results: make([]MutationResult, len(raws))}
+	ex = execution{results: make([]MutationResult, len(muts))}
 	var entries []replication.Change
-	for i, raw := range raws {
-		m, err := retail.Decode(raw)
-		if err != nil {
-			// The caller decodes before it submits, so only a bug gets
-			// here; nothing is recorded for it.
-			ex.results[i] = MutationResult{Err: err.Error()}
-			continue
-		}
+	for i, m := range muts {
 		res, err := retail.Apply(ctx, tx, m)
 		if err != nil {
 			return execution{}, fmt.Errorf("execute %s: %w", m.ID, err)
@@ -94,13 +137,20 @@ func (f *FSM) execute(ctx context.Context, raws []json.RawMessage) (execution, e
 		return execution{}, fmt.Errorf("execute: encode effects: %w", err)
 	}
 	ex.entry = append([]byte{entryEffects}, b...)
+	if keep {
+		ex.pending = &pendingExec{tx: tx, entry: ex.entry}
+		f.pendMu.Lock()
+		f.pending = ex.pending
+		f.pendMu.Unlock()
+	}
 	return ex, nil
 }
 
 // applyEffects applies effects entry l inside ApplyBatch's transaction,
-// on a state at hub sequence seq, having applied n mutations so far. A
-// database failure panics, as in ApplyBatch.
-func (f *FSM) applyEffects(ctx context.Context, tx *retail.Tx, l *raft.Log, seq, n uint64) (effectsResult, uint64, uint64) {
+// on a state at hub sequence seq, having applied n mutations so far.
+// written says tx is the entry's own pending execution: its rows are
+// written already. A database failure panics, as in ApplyBatch.
+func (f *FSM) applyEffects(ctx context.Context, tx *retail.Tx, l *raft.Log, seq, n uint64, written bool) (effectsResult, uint64, uint64) {
 	base, entries, err := replication.DecodeEffects(l.Data[1:])
 	if err != nil {
 		panic(fmt.Sprintf("hub fsm: entry %d is not an effects entry: %v", l.Index, err))
@@ -118,8 +168,10 @@ func (f *FSM) applyEffects(ctx context.Context, tx *retail.Tx, l *raft.Log, seq,
 			panic(fmt.Sprintf("hub fsm: row applier: %v", err))
 		}
 	}
-	if err := f.rows.Apply(ctx, tx, entries); err != nil {
-		panic(fmt.Sprintf("hub fsm: entry %d: %v", l.Index, err))
+	if !written {
+		if err := f.rows.Apply(ctx, tx, entries); err != nil {
+			panic(fmt.Sprintf("hub fsm: entry %d: %v", l.Index, err))
+		}
 	}
 	origins := map[string]uint64{}
 	for _, e := range entries {

@@ -35,6 +35,19 @@ func effectsRegion(t *testing.T) [][]json.RawMessage {
 	return [][]json.RawMessage{setup, {s1, s2, unknown, s1}, {s2, sale(4, "SKU-3", 2)}}
 }
 
+func decodeAll(t *testing.T, raws []json.RawMessage) []retail.Mutation {
+	t.Helper()
+	out := make([]retail.Mutation, len(raws))
+	for i, raw := range raws {
+		m, err := retail.Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = m
+	}
+	return out
+}
+
 // The effects path gives every node the state and change log that
 // running Apply on every node gave, byte for byte, and the same answers.
 func TestEffectsEqualApplyingOnEveryNode(t *testing.T) {
@@ -54,7 +67,9 @@ func TestEffectsEqualApplyingOnEveryNode(t *testing.T) {
 		data, _ := json.Marshal(batch)
 		index := uint64(i + 1)
 		want := apply.ApplyBatch([]*raft.Log{{Index: index, Type: raft.LogCommand, Data: append([]byte{entryMutations}, data...)}})[0].([]MutationResult)
-		ex, err := leader.execute(ctx, batch)
+		// The leader keeps its executed transaction and commits it when
+		// the entry comes back; the follower writes the rows.
+		ex, err := leader.execute(ctx, decodeAll(t, batch), true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,10 +83,16 @@ func TestEffectsEqualApplyingOnEveryNode(t *testing.T) {
 			}
 		}
 		entry := &raft.Log{Index: index, Type: raft.LogCommand, Data: ex.entry}
+		if ex.pending == nil {
+			t.Fatalf("batch %d: nothing pending", i)
+		}
 		for _, f := range []*FSM{leader, follower} {
 			if r := f.ApplyBatch([]*raft.Log{entry})[0]; r != (effectsResult{}) {
 				t.Fatalf("batch %d: effects answered %+v", i, r)
 			}
+		}
+		if leader.takePending() != nil {
+			t.Fatalf("batch %d: the leader's pending execution was not used", i)
 		}
 	}
 	if statuses[retail.StatusFlagged] == 0 || statuses[retail.StatusRejected] == 0 || dups != 2 {
@@ -103,11 +124,11 @@ func TestStaleEffectsApplyNothing(t *testing.T) {
 	}
 	defer f.Close()
 	a, b := stores(t, 1, 2), stores(t, 3, 1)
-	exA, err := f.execute(ctx, a)
+	exA, err := f.execute(ctx, decodeAll(t, a), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	exB, err := f.execute(ctx, b) // on the same state: will be stale
+	exB, err := f.execute(ctx, decodeAll(t, b), false) // on the same state: will be stale
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,14 +146,14 @@ func TestStaleEffectsApplyNothing(t *testing.T) {
 	if after.RegionChecksum != before.RegionChecksum || f.HubSeq() != 2 || f.AppliedIndex() != 2 {
 		t.Fatalf("a stale entry changed the state: seq %d, index %d", f.HubSeq(), f.AppliedIndex())
 	}
-	exB, err = f.execute(ctx, b)
+	exB, err = f.execute(ctx, decodeAll(t, b), false)
 	if err != nil || exB.results[0].Seq != 3 {
 		t.Fatalf("executed again: %+v, %v", exB.results, err)
 	}
 	if r := f.ApplyBatch([]*raft.Log{log(3, exB.entry)})[0]; r != (effectsResult{}) || f.HubSeq() != 3 {
 		t.Fatalf("executed again: %+v, seq %d", r, f.HubSeq())
 	}
-	dup, err := f.execute(ctx, append(a, b...))
+	dup, err := f.execute(ctx, decodeAll(t, append(a, b...)), false)
 	if err != nil || dup.entry != nil {
 		t.Fatalf("duplicates only: entry %d bytes, %v", len(dup.entry), err)
 	}
@@ -140,5 +161,52 @@ func TestStaleEffectsApplyNothing(t *testing.T) {
 		if !r.Duplicate || r.Status != retail.StatusAccepted || r.Seq != 0 {
 			t.Errorf("duplicate %d answered %+v", i, r)
 		}
+	}
+}
+
+// The leader's executed transaction is used only when its entry is the
+// next one applied: an entry committed before it (here a member record)
+// rolls it back, and the effects entry is then applied by writing its
+// rows. Dropping a pending execution the FSM took does nothing.
+func TestPendingExecutionGivesWayToEarlierEntries(t *testing.T) {
+	ctx := context.Background()
+	f, err := OpenFSM(ctx, FSMConfig{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ex, err := f.execute(ctx, decodeAll(t, stores(t, 1, 3)), true)
+	if err != nil || ex.pending == nil {
+		t.Fatalf("execute: %v, pending %v", err, ex.pending)
+	}
+	member, _ := json.Marshal(Member{ID: "h2", RaftAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2"})
+	resp := f.ApplyBatch([]*raft.Log{
+		{Index: 1, Type: raft.LogCommand, Data: append([]byte{entryMember}, member...)},
+		{Index: 2, Type: raft.LogCommand, Data: ex.entry},
+	})
+	if resp[1] != (effectsResult{}) || f.HubSeq() != 3 {
+		t.Fatalf("effects after a member entry: %+v, seq %d", resp[1], f.HubSeq())
+	}
+	f.dropPending(ex.pending) // taken and rolled back by the FSM: nothing to do
+	ms, err := f.Members(ctx)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("members %v, %v", ms, err)
+	}
+	db, done := f.DB()
+	defer done()
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM stores").Scan(&n); err != nil || n != 3 {
+		t.Fatalf("stores: %d, %v", n, err)
+	}
+	// A pending execution whose entry never comes is dropped, and the
+	// writer is free again.
+	ex, err = f.execute(ctx, decodeAll(t, stores(t, 4, 1)), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.dropPending(ex.pending)
+	ex2, err := f.execute(ctx, decodeAll(t, stores(t, 4, 1)), false)
+	if err != nil || ex2.results[0].Seq != 4 {
+		t.Fatalf("after a drop: %+v, %v", ex2.results, err)
 	}
 }

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -91,6 +93,9 @@ type FSM struct {
 	applied      atomic.Uint64 // mutations applied since start, for metrics
 
 	rows *replication.RowApplier // writes effects entries; made on first use, under the writer
+
+	pendMu  sync.Mutex
+	pending *pendingExec // the leader's executed batch, open (effects.go)
 }
 
 // FSMConfig configures an FSM.
@@ -147,6 +152,9 @@ func (f *FSM) open(ctx context.Context) error {
 
 // Close closes the state database.
 func (f *FSM) Close() error {
+	if p := f.takePending(); p != nil {
+		p.tx.Rollback()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.db == nil {
@@ -187,13 +195,28 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	ctx := context.Background()
-	tx, err := f.db.Begin(ctx)
-	if err != nil {
-		panic(fmt.Sprintf("hub fsm: begin: %v", err))
-	}
-	defer tx.Rollback()
 	seq := f.hubSeq.Load()
 	last := f.appliedIndex.Load()
+	// The leader's pending execution is used when the first new entry is
+	// its effects entry; otherwise it is rolled back before anything else
+	// is written (it holds the only writer).
+	var tx *retail.Tx
+	written := -1
+	if p := f.takePending(); p != nil {
+		first := slices.IndexFunc(logs, func(l *raft.Log) bool { return l.Index > last })
+		if first >= 0 && logs[first].Type == raft.LogCommand && bytes.Equal(logs[first].Data, p.entry) {
+			tx, written = p.tx, first
+		} else {
+			p.tx.Rollback()
+		}
+	}
+	if tx == nil {
+		var err error
+		if tx, err = f.db.Begin(ctx); err != nil {
+			panic(fmt.Sprintf("hub fsm: begin: %v", err))
+		}
+	}
+	defer tx.Rollback()
 	n := uint64(0)
 	for i, l := range logs {
 		if l.Index <= last {
@@ -217,7 +240,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 			resp[i] = results
 		case entryEffects:
 			var r effectsResult
-			r, seq, n = f.applyEffects(ctx, tx, l, seq, n)
+			r, seq, n = f.applyEffects(ctx, tx, l, seq, n, i == written)
 			resp[i] = r
 		case entryMember:
 			var m Member

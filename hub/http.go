@@ -142,7 +142,7 @@ func (n *Node) handleMutations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	results := make([]MutationResult, len(raws))
-	var good []json.RawMessage
+	var good []retail.Mutation
 	var where []int
 	for i, raw := range raws {
 		m, err := retail.Decode(raw)
@@ -152,7 +152,7 @@ func (n *Node) handleMutations(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		results[i].ID = m.ID
-		good = append(good, raw)
+		good = append(good, m)
 		where = append(where, i)
 	}
 	if len(good) > 0 {

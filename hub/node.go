@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/endcap/endcap/replication"
+	"github.com/endcap/endcap/retail"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
@@ -321,7 +322,7 @@ func (n *Node) putMember(m Member) error {
 
 // proposal is one Submit call waiting for its mutations to commit.
 type proposal struct {
-	raws  []json.RawMessage
+	muts  []retail.Mutation
 	start time.Time
 	done  chan proposalResult
 }
@@ -331,16 +332,15 @@ type proposalResult struct {
 	err     error
 }
 
-// Submit proposes encoded mutations (already decoded and validated by the
-// caller) and waits for their results. Only the leader can: elsewhere it
+// Submit commits decoded mutations and waits for their results. Only the leader can: elsewhere it
 // returns ErrNotLeader. Concurrent submissions are grouped into one raft
 // entry (group commit). An error means the outcome is unknown: retrying is
 // safe, because the hub applies a mutation id once.
-func (n *Node) Submit(ctx context.Context, raws []json.RawMessage) ([]MutationResult, error) {
+func (n *Node) Submit(ctx context.Context, muts []retail.Mutation) ([]MutationResult, error) {
 	if n.raft.State() != raft.Leader {
 		return nil, ErrNotLeader
 	}
-	p := &proposal{raws: raws, start: time.Now(), done: make(chan proposalResult, 1)}
+	p := &proposal{muts: muts, start: time.Now(), done: make(chan proposalResult, 1)}
 	select {
 	case n.proposals <- p:
 	case <-ctx.Done():
@@ -374,7 +374,7 @@ func (n *Node) batchLoop() {
 		case <-n.stop:
 			return
 		}
-		batch, count := []*proposal{first}, len(first.raws)
+		batch, count := []*proposal{first}, len(first.muts)
 		var deadline <-chan time.Time
 		var timer *time.Timer
 		if n.cfg.BatchWait > 0 && busy {
@@ -386,7 +386,7 @@ func (n *Node) batchLoop() {
 			select {
 			case p := <-n.proposals:
 				batch = append(batch, p)
-				count += len(p.raws)
+				count += len(p.muts)
 				continue
 			case <-n.stop:
 				return
@@ -398,7 +398,7 @@ func (n *Node) batchLoop() {
 			select {
 			case p := <-n.proposals:
 				batch = append(batch, p)
-				count += len(p.raws)
+				count += len(p.muts)
 			case <-deadline:
 				break collect
 			case <-n.stop:
@@ -420,9 +420,9 @@ const maxStale = 3
 // commit executes a batch on the leader's state, proposes its effects
 // and answers every proposal of it.
 func (n *Node) commit(batch []*proposal, count int) {
-	all := make([]json.RawMessage, 0, count)
+	all := make([]retail.Mutation, 0, count)
 	for _, p := range batch {
-		all = append(all, p.raws...)
+		all = append(all, p.muts...)
 	}
 	n.metrics.batchSize.Observe(float64(count))
 	results, err := n.executeAndPropose(all)
@@ -433,14 +433,14 @@ func (n *Node) commit(batch []*proposal, count int) {
 	for _, p := range batch {
 		r := proposalResult{err: err}
 		if err == nil {
-			r.results = results[i : i+len(p.raws)]
+			r.results = results[i : i+len(p.muts)]
 		}
-		i += len(p.raws)
+		i += len(p.muts)
 		p.done <- r
 	}
 }
 
-func (n *Node) executeAndPropose(all []json.RawMessage) ([]MutationResult, error) {
+func (n *Node) executeAndPropose(all []retail.Mutation) ([]MutationResult, error) {
 	for attempt := 0; ; attempt++ {
 		// A new leader first applies every entry of the log before its
 		// term, so that it executes on the newest state.
@@ -450,7 +450,7 @@ func (n *Node) executeAndPropose(all []json.RawMessage) ([]MutationResult, error
 			}
 			n.needBarrier.Store(false)
 		}
-		ex, err := n.fsm.execute(context.Background(), all)
+		ex, err := n.fsm.execute(context.Background(), all, true)
 		if err != nil {
 			return nil, err
 		}
@@ -458,7 +458,9 @@ func (n *Node) executeAndPropose(all []json.RawMessage) ([]MutationResult, error
 			return ex.results, nil // duplicates only: already committed
 		}
 		fut := n.raft.Apply(ex.entry, 30*time.Second)
-		if err := fut.Error(); err != nil {
+		err = fut.Error()
+		n.fsm.dropPending(ex.pending)
+		if err != nil {
 			return nil, err
 		}
 		if r, ok := fut.Response().(effectsResult); !ok {

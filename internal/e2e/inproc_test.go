@@ -85,7 +85,15 @@ func TestInProcessSaleAtAVisibleAtB(t *testing.T) {
 		st, err := node.Status(ctx)
 		return err == nil && st.State == "Leader", fmt.Sprint(st, err)
 	})
-	if _, err := node.Submit(ctx, seedBodies(t)); err != nil {
+	var seed []retail.Mutation
+	for _, raw := range seedBodies(t) {
+		m, err := retail.Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seed = append(seed, m)
+	}
+	if _, err := node.Submit(ctx, seed); err != nil {
 		t.Fatal(err)
 	}
 	edges := map[string]*edge.Node{}
