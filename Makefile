@@ -46,6 +46,7 @@ fuzz: ## run each fuzz target for FUZZTIME executions (default 30000x, ~10s)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./retail/
 	$(GO) test -run '^$$' -fuzz '^FuzzRowChangeJSON$$' -fuzztime $(FUZZTIME) ./retail/
 	$(GO) test -run '^$$' -fuzz '^FuzzRowChangeFast$$' -fuzztime $(FUZZTIME) ./retail/
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendChangesJSON$$' -fuzztime $(FUZZTIME) ./retail/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./replication/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseChanges$$' -fuzztime $(FUZZTIME) ./replication/
 	$(GO) test -run '^$$' -fuzz '^FuzzScanStream$$' -fuzztime $(FUZZTIME) ./devices/

@@ -53,8 +53,10 @@ type execution struct {
 // it holds the state's only writer, so nothing else can change the
 // state it was executed on.
 type pendingExec struct {
-	tx    *retail.Tx
-	entry []byte
+	tx      *retail.Tx
+	entry   []byte
+	base    uint64
+	entries []replication.Change // the entry's, with their row changes' bytes
 }
 
 // takePending hands the pending execution, if any, to the caller, who
@@ -65,6 +67,15 @@ func (f *FSM) takePending() *pendingExec {
 	p := f.pending
 	f.pending = nil
 	return p
+}
+
+// rollbackPending rolls back the pending execution, if any, before the
+// state is closed or swapped; the caller holds f.mu, so no execute or
+// ApplyBatch is running.
+func (f *FSM) rollbackPending() {
+	if p := f.takePending(); p != nil {
+		p.tx.Rollback()
+	}
 }
 
 // dropPending rolls p back unless the FSM has taken it.
@@ -95,6 +106,8 @@ func (f *FSM) execute(ctx context.Context, muts []retail.Mutation, keep bool) (e
 	if f.db == nil {
 		return execution{}, errors.New("hub state is closed")
 	}
+	f.execMu.Lock()
+	defer f.execMu.Unlock()
 	if p := f.takePending(); p != nil {
 		p.tx.Rollback() // an earlier batch's, never taken: cannot happen, but never hold the writer
 	}
@@ -138,7 +151,7 @@ func (f *FSM) execute(ctx context.Context, muts []retail.Mutation, keep bool) (e
 	}
 	ex.entry = append([]byte{entryEffects}, b...)
 	if keep {
-		ex.pending = &pendingExec{tx: tx, entry: ex.entry}
+		ex.pending = &pendingExec{tx: tx, entry: ex.entry, base: uint64(base), entries: entries}
 		f.pendMu.Lock()
 		f.pending = ex.pending
 		f.pendMu.Unlock()
@@ -148,11 +161,16 @@ func (f *FSM) execute(ctx context.Context, muts []retail.Mutation, keep bool) (e
 
 // applyEffects applies effects entry l inside ApplyBatch's transaction,
 // on a state at hub sequence seq, having applied n mutations so far.
-// written says tx is the entry's own pending execution: its rows are
-// written already. A database failure panics, as in ApplyBatch.
-func (f *FSM) applyEffects(ctx context.Context, tx *retail.Tx, l *raft.Log, seq, n uint64, written bool) (effectsResult, uint64, uint64) {
-	base, entries, err := replication.DecodeEffects(l.Data[1:])
-	if err != nil {
+// written, when set, is the entry's own pending execution, tx: its rows
+// are written already and its entries need no decoding. A database
+// failure panics, as in ApplyBatch.
+func (f *FSM) applyEffects(ctx context.Context, tx *retail.Tx, l *raft.Log, seq, n uint64, written *pendingExec) (effectsResult, uint64, uint64) {
+	var base uint64
+	var entries []replication.Change
+	var err error
+	if written != nil {
+		base, entries = written.base, written.entries
+	} else if base, entries, err = replication.DecodeEffects(l.Data[1:]); err != nil {
 		panic(fmt.Sprintf("hub fsm: entry %d is not an effects entry: %v", l.Index, err))
 	}
 	if base != seq {
@@ -168,7 +186,7 @@ func (f *FSM) applyEffects(ctx context.Context, tx *retail.Tx, l *raft.Log, seq,
 			panic(fmt.Sprintf("hub fsm: row applier: %v", err))
 		}
 	}
-	if !written {
+	if written == nil {
 		if err := f.rows.Apply(ctx, tx, entries); err != nil {
 			panic(fmt.Sprintf("hub fsm: entry %d: %v", l.Index, err))
 		}

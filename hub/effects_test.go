@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/endcap/endcap/retail"
 	"github.com/hashicorp/raft"
@@ -208,5 +209,52 @@ func TestPendingExecutionGivesWayToEarlierEntries(t *testing.T) {
 	ex2, err := f.execute(ctx, decodeAll(t, stores(t, 4, 1)), false)
 	if err != nil || ex2.results[0].Seq != 4 {
 		t.Fatalf("after a drop: %+v, %v", ex2.results, err)
+	}
+}
+
+// An entry the FSM applies while the leader executes (a member record
+// committed meanwhile) neither waits forever for the executed batch's
+// writer nor loses the batch: the batch's entry still applies.
+func TestApplyWhileExecuting(t *testing.T) {
+	ctx := context.Background()
+	f, err := OpenFSM(ctx, FSMConfig{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	index := uint64(0)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 40 {
+			member, _ := json.Marshal(Member{ID: fmt.Sprintf("h%d", i), RaftAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2"})
+			applied := make(chan struct{})
+			go func() {
+				defer close(applied)
+				f.ApplyBatch([]*raft.Log{{Index: 2*uint64(i) + 1, Type: raft.LogCommand, Data: append([]byte{entryMember}, member...)}})
+			}()
+			ex, err := f.execute(ctx, decodeAll(t, stores(t, i+1, 1)), true)
+			<-applied
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			index = 2*uint64(i) + 2
+			if r := f.ApplyBatch([]*raft.Log{{Index: index, Type: raft.LogCommand, Data: ex.entry}})[0]; r != (effectsResult{}) {
+				// Executed before the member entry's transaction: still the
+				// same region, so never stale.
+				t.Errorf("round %d: %+v", i, r)
+				return
+			}
+			f.dropPending(ex.pending)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("deadlock: the FSM waits for the executed batch's writer")
+	}
+	if f.HubSeq() != 40 || f.AppliedIndex() != index {
+		t.Fatalf("seq %d, index %d", f.HubSeq(), f.AppliedIndex())
 	}
 }

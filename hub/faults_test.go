@@ -53,6 +53,10 @@ func (w *writer) run(t *testing.T, c *cluster, r *region, stop <-chan struct{}) 
 			w.sales++
 		}
 		live := c.live()
+		if len(live) == 0 {
+			t.Error("no hub is running")
+			return
+		}
 		p := live[rng.IntN(len(live))]
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		res, err := p.client.Submit(ctx, batch)
@@ -89,6 +93,11 @@ func TestLeaderKilledDuringWrites(t *testing.T) {
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() { defer close(done); w.run(t, c, r, stop) }()
+	// On a failure the writer stops before the cluster's cleanup kills
+	// the hubs (cleanups run last first).
+	var once sync.Once
+	stopWriter := func() { once.Do(func() { close(stop) }); <-done }
+	t.Cleanup(stopWriter)
 
 	waitFor(t, "writes before the kill", 60*time.Second, func() error {
 		if n := w.ackedCount(); n < 200 {
@@ -109,8 +118,7 @@ func TestLeaderKilledDuringWrites(t *testing.T) {
 		}
 		return nil
 	})
-	close(stop)
-	<-done
+	stopWriter()
 
 	// Retry what was not acknowledged: each applies once (or is found applied).
 	for _, batch := range w.unacked {

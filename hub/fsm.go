@@ -94,6 +94,11 @@ type FSM struct {
 
 	rows *replication.RowApplier // writes effects entries; made on first use, under the writer
 
+	// execMu orders execute against the FSM's own transactions: execute
+	// holds it from its begin until its batch is pending, and the FSM
+	// holds it from taking the pending batch until its own begin. So
+	// the FSM never waits for the writer of a batch it cannot see.
+	execMu  sync.Mutex
 	pendMu  sync.Mutex
 	pending *pendingExec // the leader's executed batch, open (effects.go)
 }
@@ -152,11 +157,9 @@ func (f *FSM) open(ctx context.Context) error {
 
 // Close closes the state database.
 func (f *FSM) Close() error {
-	if p := f.takePending(); p != nil {
-		p.tx.Rollback()
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.rollbackPending()
 	if f.db == nil {
 		return nil
 	}
@@ -201,11 +204,13 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	// its effects entry; otherwise it is rolled back before anything else
 	// is written (it holds the only writer).
 	var tx *retail.Tx
-	written := -1
+	var written *pendingExec
+	writtenAt := -1
+	f.execMu.Lock()
 	if p := f.takePending(); p != nil {
 		first := slices.IndexFunc(logs, func(l *raft.Log) bool { return l.Index > last })
 		if first >= 0 && logs[first].Type == raft.LogCommand && bytes.Equal(logs[first].Data, p.entry) {
-			tx, written = p.tx, first
+			tx, written, writtenAt = p.tx, p, first
 		} else {
 			p.tx.Rollback()
 		}
@@ -216,6 +221,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 			panic(fmt.Sprintf("hub fsm: begin: %v", err))
 		}
 	}
+	f.execMu.Unlock()
 	defer tx.Rollback()
 	n := uint64(0)
 	for i, l := range logs {
@@ -240,7 +246,11 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 			resp[i] = results
 		case entryEffects:
 			var r effectsResult
-			r, seq, n = f.applyEffects(ctx, tx, l, seq, n, i == written)
+			var w *pendingExec
+			if i == writtenAt {
+				w = written
+			}
+			r, seq, n = f.applyEffects(ctx, tx, l, seq, n, w)
 			resp[i] = r
 		case entryMember:
 			var m Member

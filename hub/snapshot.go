@@ -154,11 +154,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if _, err := ReadSnapshot(ctx, rc, tmp); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	if p := f.takePending(); p != nil {
-		p.tx.Rollback()
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.rollbackPending()
 	if err := f.db.Close(); err != nil {
 		return fmt.Errorf("restore: close state: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/endcap/endcap/retail"
 )
@@ -16,11 +17,57 @@ import (
 // RowApplier writes it.
 
 // EncodeEffects encodes change-log entries computed on a state whose hub
-// sequence was base. It is a KindChanges message with Head set to base,
-// so the feed's one-pass parser reads it back; unlike a feed message it
-// has no size bound.
+// sequence was base. It is the KindChanges message json.Marshal would
+// write, with Head set to base, so the feed's one-pass parser reads it
+// back; unlike a feed message it has no size bound. Each entry's
+// RawChanges is set to its bytes in the result.
 func EncodeEffects(base uint64, entries []Change) ([]byte, error) {
-	return json.Marshal(Message{V: ProtocolVersion, Kind: KindChanges, Region: "", Entries: entries, Head: base})
+	b := make([]byte, 0, 1024*len(entries)+64)
+	b = append(b, `{"v":1,"kind":"changes","region":"","entries":`...)
+	if entries == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+	}
+	type span struct{ from, to int }
+	spans := make([]span, len(entries))
+	var err error
+	for i, e := range entries {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"seq":`...)
+		b = strconv.AppendUint(b, e.Seq, 10)
+		b = append(b, `,"mutation_id":`...)
+		if b, err = retail.AppendJSONString(b, e.MutationID); err != nil {
+			return nil, err
+		}
+		b = append(b, `,"status":`...)
+		if b, err = retail.AppendJSONString(b, string(e.Status)); err != nil {
+			return nil, err
+		}
+		b = append(b, `,"changes":`...)
+		from := len(b)
+		if e.raw != nil {
+			b = append(b, e.raw...)
+		} else if b, err = retail.AppendChangesJSON(b, e.Changes); err != nil {
+			return nil, err
+		}
+		spans[i] = span{from, len(b)}
+		b = append(b, '}')
+	}
+	if entries != nil {
+		b = append(b, ']')
+	}
+	if base != 0 {
+		b = append(b, `,"head":`...)
+		b = strconv.AppendUint(b, base, 10)
+	}
+	b = append(b, '}')
+	for i, s := range spans {
+		entries[i].raw = b[s.from:s.to:s.to]
+	}
+	return b, nil
 }
 
 // DecodeEffects reads what EncodeEffects wrote. Each entry keeps its row
