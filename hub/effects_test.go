@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/endcap/endcap/retail"
+	"github.com/endcap/endcap/retail/demodata"
 	"github.com/hashicorp/raft"
 )
 
@@ -257,4 +259,63 @@ func TestApplyWhileExecuting(t *testing.T) {
 	if f.HubSeq() != 40 || f.AppliedIndex() != index {
 		t.Fatalf("seq %d, index %d", f.HubSeq(), f.AppliedIndex())
 	}
+}
+
+// The demo region (every mutation type, rejections, flags, returns,
+// coupons) committed through effects entries gives the leader and a
+// follower the state that applying every mutation on each node gave.
+func TestEffectsOnTheDemoRegion(t *testing.T) {
+	ctx := context.Background()
+	src, err := retail.Open(ctx, filepath.Join(t.TempDir(), "src.db"), retail.Options{Durability: retail.DurabilityNormal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var muts []retail.Mutation
+	if _, err := demodata.Generate(ctx, src, demodata.Config{Customers: 60, Stores: 2, Products: 30, BatchSize: 100,
+		OnMutation: func(m retail.Mutation) { muts = append(muts, m) }}, nil); err != nil {
+		t.Fatal(err)
+	}
+	open := func() *FSM {
+		f, err := OpenFSM(ctx, FSMConfig{Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	apply, leader, follower := open(), open(), open()
+	index := uint64(0)
+	for from := 0; from < len(muts); from += 97 {
+		batch := muts[from:min(from+97, len(muts))]
+		raws := make([]json.RawMessage, len(batch))
+		for i, m := range batch {
+			if raws[i], err = retail.Encode(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		index++
+		data, _ := json.Marshal(raws)
+		apply.ApplyBatch([]*raft.Log{{Index: index, Type: raft.LogCommand, Data: append([]byte{entryMutations}, data...)}})
+		ex, err := leader.execute(ctx, decodeAll(t, raws), index%2 == 0) // both ways of finishing the leader's batch
+		if err != nil {
+			t.Fatal(err)
+		}
+		entry := &raft.Log{Index: index, Type: raft.LogCommand, Data: ex.entry}
+		for _, f := range []*FSM{leader, follower} {
+			if r := f.ApplyBatch([]*raft.Log{entry})[0]; r != (effectsResult{}) {
+				t.Fatalf("batch at %d: %+v", from, r)
+			}
+		}
+	}
+	want, err := apply.Checksum(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, f := range map[string]*FSM{"leader": leader, "follower": follower} {
+		if got, err := f.Checksum(ctx); err != nil || got != want {
+			t.Errorf("%s: %+v (%v), want %+v", name, got, err, want)
+		}
+	}
+	t.Logf("%d mutations, hub sequence %d", len(muts), apply.HubSeq())
 }
