@@ -133,7 +133,11 @@ func (f *FSM) path() string { return filepath.Join(f.dir, "state.db") }
 func (f *FSM) open(ctx context.Context) error {
 	// NORMAL durability: the raft log is the durable record; after a power
 	// cut the FSM replays the entries past the index stored in the file.
-	db, err := retail.Open(ctx, f.path(), retail.Options{Durability: retail.DurabilityNormal})
+	// Checkpoints run in the background, off the commit path: the leader
+	// executes and commits one batch at a time, so a checkpoint inside a
+	// commit (SQLite's default, every 1,000 pages) would hold up every
+	// write behind it.
+	db, err := retail.Open(ctx, f.path(), retail.Options{Durability: retail.DurabilityNormal, Checkpoint: retail.CheckpointBackground})
 	if err != nil {
 		return fmt.Errorf("hub state: %w", err)
 	}
