@@ -83,6 +83,10 @@ func (f *FSM) dropPending(p *pendingExec) {
 	if p == nil {
 		return
 	}
+	// Under f.mu, so that Restore cannot swap the file between taking
+	// p and rolling it back.
+	f.mu.RLock()
+	defer f.mu.RUnlock()
 	f.pendMu.Lock()
 	mine := f.pending == p
 	if mine {
@@ -111,7 +115,13 @@ func (f *FSM) execute(ctx context.Context, muts []retail.Mutation, keep bool) (e
 	if p := f.takePending(); p != nil {
 		p.tx.Rollback() // an earlier batch's, never taken: cannot happen, but never hold the writer
 	}
-	tx, err := f.db.Begin(ctx)
+	// A kept transaction is finished by the FSM, which must not find it
+	// ended by the caller's context.
+	txCtx := ctx
+	if keep {
+		txCtx = context.WithoutCancel(ctx)
+	}
+	tx, err := f.db.Begin(txCtx)
 	if err != nil {
 		return execution{}, fmt.Errorf("execute: %w", err)
 	}
@@ -174,6 +184,12 @@ func (f *FSM) applyEffects(ctx context.Context, tx *retail.Tx, l *raft.Log, seq,
 		panic(fmt.Sprintf("hub fsm: entry %d is not an effects entry: %v", l.Index, err))
 	}
 	if base != seq {
+		if written != nil {
+			// Its rows are in tx already: committing would apply them
+			// on the wrong state. The writer was held since it was
+			// executed, so only a bug gets here.
+			panic(fmt.Sprintf("hub fsm: entry %d: the leader's own batch was executed at hub sequence %d, the state is at %d", l.Index, base, seq))
+		}
 		return effectsResult{Stale: true}, seq, n
 	}
 	for i, e := range entries {

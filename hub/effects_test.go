@@ -1,9 +1,11 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -318,4 +320,45 @@ func TestEffectsOnTheDemoRegion(t *testing.T) {
 		}
 	}
 	t.Logf("%d mutations, hub sequence %d", len(muts), apply.HubSeq())
+}
+
+// A snapshot installed while the leader's executed batch is pending
+// rolls the batch back first: the new file is swapped in with no
+// transaction open on the old one, and the batch's late drop does
+// nothing.
+func TestRestoreWithAPendingExecution(t *testing.T) {
+	ctx := context.Background()
+	src, err := OpenFSM(ctx, FSMConfig{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	data, _ := json.Marshal(stores(t, 1, 5))
+	src.ApplyBatch([]*raft.Log{{Index: 9, Type: raft.LogCommand, Data: append([]byte{entryMutations}, data...)}})
+	var snap bytes.Buffer
+	if _, err := src.WriteSnapshot(ctx, &snap); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenFSM(ctx, FSMConfig{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ex, err := f.execute(ctx, decodeAll(t, stores(t, 100, 2)), true)
+	if err != nil || ex.pending == nil {
+		t.Fatalf("execute: %v", err)
+	}
+	if err := f.Restore(io.NopCloser(&snap)); err != nil {
+		t.Fatal(err)
+	}
+	f.dropPending(ex.pending)
+	want, _ := src.Checksum(ctx)
+	got, err := f.Checksum(ctx)
+	if err != nil || got != want || f.HubSeq() != 5 || f.AppliedIndex() != 9 {
+		t.Fatalf("after restore: %+v (%v), want %+v", got, err, want)
+	}
+	// The writer is free: the next batch executes on the restored state.
+	if ex, err = f.execute(ctx, decodeAll(t, stores(t, 100, 1)), false); err != nil || ex.results[0].Seq != 6 {
+		t.Fatalf("after restore: %+v, %v", ex.results, err)
+	}
 }

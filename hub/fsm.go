@@ -150,9 +150,13 @@ func (f *FSM) open(ctx context.Context) error {
 		db.Close()
 		return fmt.Errorf("hub state schema: %w", err)
 	}
+	// The stored index and sequence decide what is replayed and which
+	// effects entries are stale: never guess them.
 	var idx, seq int64
-	db.QueryRowContext(ctx, "SELECT coalesce((SELECT value FROM hub_meta WHERE key = 'applied_index'), 0)").Scan(&idx)
-	db.QueryRowContext(ctx, "SELECT coalesce((SELECT value FROM hub_meta WHERE key = 'hub_seq'), 0)").Scan(&seq)
+	if err := db.QueryRowContext(ctx, "SELECT coalesce((SELECT value FROM hub_meta WHERE key = 'applied_index'), 0), coalesce((SELECT value FROM hub_meta WHERE key = 'hub_seq'), 0)").Scan(&idx, &seq); err != nil {
+		db.Close()
+		return fmt.Errorf("hub state %s: read the applied index: %w", f.path(), err)
+	}
 	f.db = db
 	f.appliedIndex.Store(uint64(idx))
 	f.setHubSeq(uint64(seq))
