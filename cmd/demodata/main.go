@@ -67,6 +67,8 @@ Examples:
   demodata --out var/demo/region.db
   demodata --out /tmp/big.db --customers 1000000 --seed 7
   demodata --out var/demo/region.db --customers 500 --stores 3 --force
+  demodata --out /tmp/5m.db --customers 1000000 --orders-per-customer 5 --cache-mib 8192
+      (5.6M orders, 7 GiB, about 50 minutes; needs about 16 GiB of memory)
   demodata --summary --out var/demo/region.db
 
 Flags:

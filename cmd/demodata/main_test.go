@@ -107,6 +107,7 @@ func TestCommandLineMistakes(t *testing.T) {
 		{"bad number", []string{"--out", filepath.Join(dir, "a.db"), "--customers", "many"}, true, "customers"},
 		{"no customers", []string{"--out", filepath.Join(dir, "a.db"), "--customers", "0"}, true, "--customers"},
 		{"no stores", []string{"--out", filepath.Join(dir, "a.db"), "--stores", "-1"}, true, "--stores"},
+		{"no cache", []string{"--out", filepath.Join(dir, "a.db"), "--cache-mib", "0"}, true, "--cache-mib"},
 		{"stray argument", []string{"--out", filepath.Join(dir, "a.db"), "extra"}, true, "extra"},
 		{"summary of nothing", []string{"--summary", "--out", filepath.Join(dir, "missing.db")}, false, "missing.db"},
 	} {
