@@ -40,6 +40,17 @@ func effectsRegion(t *testing.T) [][]json.RawMessage {
 	return [][]json.RawMessage{setup, {s1, s2, unknown, s1}, {s2, sale(4, "SKU-3", 2)}}
 }
 
+// newFSM opens a state in a temp dir, closed when the test ends.
+func newFSM(t *testing.T) *FSM {
+	t.Helper()
+	f, err := OpenFSM(context.Background(), FSMConfig{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
 func decodeAll(t *testing.T, raws []json.RawMessage) []retail.Mutation {
 	t.Helper()
 	out := make([]retail.Mutation, len(raws))
@@ -57,15 +68,7 @@ func decodeAll(t *testing.T, raws []json.RawMessage) []retail.Mutation {
 // running Apply on every node gave, byte for byte, and the same answers.
 func TestEffectsEqualApplyingOnEveryNode(t *testing.T) {
 	ctx := context.Background()
-	open := func() *FSM {
-		f, err := OpenFSM(ctx, FSMConfig{Dir: t.TempDir()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { f.Close() })
-		return f
-	}
-	apply, leader, follower := open(), open(), open()
+	apply, leader, follower := newFSM(t), newFSM(t), newFSM(t)
 	statuses := map[retail.Status]int{}
 	dups := 0
 	for i, batch := range effectsRegion(t) {
@@ -123,11 +126,7 @@ func TestEffectsEqualApplyingOnEveryNode(t *testing.T) {
 // duplicates only needs no entry.
 func TestStaleEffectsApplyNothing(t *testing.T) {
 	ctx := context.Background()
-	f, err := OpenFSM(ctx, FSMConfig{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := newFSM(t)
 	a, b := stores(t, 1, 2), stores(t, 3, 1)
 	exA, err := f.execute(ctx, decodeAll(t, a), false)
 	if err != nil {
@@ -175,11 +174,7 @@ func TestStaleEffectsApplyNothing(t *testing.T) {
 // rows. Dropping a pending execution the FSM took does nothing.
 func TestPendingExecutionGivesWayToEarlierEntries(t *testing.T) {
 	ctx := context.Background()
-	f, err := OpenFSM(ctx, FSMConfig{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := newFSM(t)
 	ex, err := f.execute(ctx, decodeAll(t, stores(t, 1, 3)), true)
 	if err != nil || ex.pending == nil {
 		t.Fatalf("execute: %v, pending %v", err, ex.pending)
@@ -221,11 +216,7 @@ func TestPendingExecutionGivesWayToEarlierEntries(t *testing.T) {
 // writer nor loses the batch: the batch's entry still applies.
 func TestApplyWhileExecuting(t *testing.T) {
 	ctx := context.Background()
-	f, err := OpenFSM(ctx, FSMConfig{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := newFSM(t)
 	index := uint64(0)
 	done := make(chan struct{})
 	go func() {
@@ -278,15 +269,7 @@ func TestEffectsOnTheDemoRegion(t *testing.T) {
 		OnMutation: func(m retail.Mutation) { muts = append(muts, m) }}, nil); err != nil {
 		t.Fatal(err)
 	}
-	open := func() *FSM {
-		f, err := OpenFSM(ctx, FSMConfig{Dir: t.TempDir()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { f.Close() })
-		return f
-	}
-	apply, leader, follower := open(), open(), open()
+	apply, leader, follower := newFSM(t), newFSM(t), newFSM(t)
 	index := uint64(0)
 	for from := 0; from < len(muts); from += 97 {
 		batch := muts[from:min(from+97, len(muts))]
@@ -328,22 +311,14 @@ func TestEffectsOnTheDemoRegion(t *testing.T) {
 // nothing.
 func TestRestoreWithAPendingExecution(t *testing.T) {
 	ctx := context.Background()
-	src, err := OpenFSM(ctx, FSMConfig{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	src := newFSM(t)
 	data, _ := json.Marshal(stores(t, 1, 5))
 	src.ApplyBatch([]*raft.Log{{Index: 9, Type: raft.LogCommand, Data: append([]byte{entryMutations}, data...)}})
 	var snap bytes.Buffer
 	if _, err := src.WriteSnapshot(ctx, &snap); err != nil {
 		t.Fatal(err)
 	}
-	f, err := OpenFSM(ctx, FSMConfig{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := newFSM(t)
 	ex, err := f.execute(ctx, decodeAll(t, stores(t, 100, 2)), true)
 	if err != nil || ex.pending == nil {
 		t.Fatalf("execute: %v", err)
