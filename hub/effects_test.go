@@ -337,3 +337,21 @@ func TestRestoreWithAPendingExecution(t *testing.T) {
 		t.Fatalf("after restore: %+v, %v", ex.results, err)
 	}
 }
+
+// The FSM finishes the leader's kept transaction even when the context
+// the batch was executed under has ended since.
+func TestPendingExecutionOutlivesItsContext(t *testing.T) {
+	f := newFSM(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ex, err := f.execute(ctx, decodeAll(t, stores(t, 1, 2)), true)
+	if err != nil || ex.pending == nil {
+		t.Fatalf("execute: %v", err)
+	}
+	cancel()
+	if r := f.ApplyBatch([]*raft.Log{{Index: 1, Type: raft.LogCommand, Data: ex.entry}})[0]; r != (effectsResult{}) || f.HubSeq() != 2 {
+		t.Fatalf("applied %+v, seq %d", r, f.HubSeq())
+	}
+	if f.takePending() != nil {
+		t.Fatal("the pending execution was not used")
+	}
+}
