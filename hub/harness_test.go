@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/endcap/endcap/hub"
+	"github.com/endcap/endcap/internal/mqtttest"
 	"github.com/endcap/endcap/retail"
 )
 
@@ -40,16 +40,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a loopback address no one is listening on now.
-func freePort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freePort returns a loopback address below the kernel's ephemeral
+// range, free a moment ago: a node restarted on it cannot find it taken
+// by another connection's local end (mqtttest.FreePort).
+func freePort(t testing.TB) string { return mqtttest.FreeAddr(t) }
 
 // proc is one hub process.
 type proc struct {
@@ -75,10 +69,24 @@ func newProc(t testing.TB, id string, extra ...string) *proc {
 
 // start runs the process and waits for its ready line. It fails the test
 // if the process exits first, printing what it said.
+//
+// A restarted node keeps its addresses (they are in the raft
+// configuration), and while it was down another process may have taken
+// one of its ports for an outgoing connection's local end: then the
+// start is tried again until the port is free, for up to 30 s.
 func (p *proc) start(bootstrap bool) {
 	p.t.Helper()
-	if err := p.tryStart(bootstrap); err != nil {
-		p.t.Fatal(err)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := p.tryStart(bootstrap)
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), "address already in use") || time.Now().After(deadline) {
+			p.t.Fatal(err)
+		}
+		p.t.Logf("hub %s: a port is taken, trying again: %v", p.id, err)
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 

@@ -251,6 +251,9 @@ func TestSyncOverTLS(t *testing.T) {
 				t.Fatalf("broker URL %s is not TLS", b.URL())
 			}
 			a, bb := startEdge(t, "A", b.URL(), c, "--mqtt-ca", ca), startEdge(t, "B", b.URL(), c, "--mqtt-ca", ca)
+			// An edge may have bootstrapped from a follower a little
+			// behind the seeding: the sale's customer must be there.
+			converged(t, c, a, bb)
 			if res := a.write(scenario.Sale("SALE-TLS", "S1", "cust-1", 1, "")); res.Status != retail.StatusAccepted {
 				t.Fatalf("sale at A: %+v", res)
 			}
