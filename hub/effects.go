@@ -155,11 +155,11 @@ func (f *FSM) execute(ctx context.Context, muts []retail.Mutation, keep bool) (e
 	if len(entries) == 0 {
 		return ex, nil
 	}
-	b, err := replication.EncodeEffects(uint64(base), entries)
-	if err != nil {
+	ex.entry = make([]byte, 1, 1024*len(entries)+64)
+	ex.entry[0] = entryEffects
+	if ex.entry, err = replication.AppendEffects(ex.entry, uint64(base), entries); err != nil {
 		return execution{}, fmt.Errorf("execute: encode effects: %w", err)
 	}
-	ex.entry = append([]byte{entryEffects}, b...)
 	if keep {
 		ex.pending = &pendingExec{tx: tx, entry: ex.entry, base: uint64(base), entries: entries}
 		f.pendMu.Lock()

@@ -22,7 +22,12 @@ import (
 // back; unlike a feed message it has no size bound. Each entry's
 // RawChanges is set to its bytes in the result.
 func EncodeEffects(base uint64, entries []Change) ([]byte, error) {
-	b := make([]byte, 0, 1024*len(entries)+64)
+	return AppendEffects(make([]byte, 0, 1024*len(entries)+64), base, entries)
+}
+
+// AppendEffects is EncodeEffects appending to b (a log entry's own
+// header, say), so the encoding is not copied after.
+func AppendEffects(b []byte, base uint64, entries []Change) ([]byte, error) {
 	b = append(b, `{"v":1,"kind":"changes","region":"","entries":`...)
 	if entries == nil {
 		b = append(b, "null"...)

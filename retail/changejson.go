@@ -11,69 +11,59 @@ import (
 // written here; anything else, and strings encoding/json would escape,
 // go through json.Marshal.
 func AppendChangesJSON(dst []byte, cs []RowChange) ([]byte, error) {
-	if cs == nil {
+	return appendJSONArray(dst, cs, appendChangeJSON)
+}
+
+func appendChangeJSON(dst []byte, c RowChange) (_ []byte, err error) {
+	dst = append(dst, `{"t":`...)
+	if dst, err = AppendJSONString(dst, c.Table); err != nil {
+		return nil, err
+	}
+	dst = append(dst, `,"op":`...)
+	if dst, err = AppendJSONString(dst, string(c.Op)); err != nil {
+		return nil, err
+	}
+	dst = append(dst, `,"c":`...)
+	if dst, err = appendJSONArray(dst, c.Cols, AppendJSONString); err != nil {
+		return nil, err
+	}
+	dst = append(dst, `,"v":`...)
+	if dst, err = appendJSONArray(dst, c.Vals, appendJSONValue); err != nil {
+		return nil, err
+	}
+	return append(dst, '}'), nil
+}
+
+// appendJSONArray appends xs as a JSON array (null when nil, as
+// json.Marshal writes a nil slice), each element by elem.
+func appendJSONArray[T any](dst []byte, xs []T, elem func([]byte, T) ([]byte, error)) (_ []byte, err error) {
+	if xs == nil {
 		return append(dst, "null"...), nil
 	}
 	dst = append(dst, '[')
-	for i, c := range cs {
+	for i, x := range xs {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		var err error
-		dst = append(dst, `{"t":`...)
-		if dst, err = AppendJSONString(dst, c.Table); err != nil {
+		if dst, err = elem(dst, x); err != nil {
 			return nil, err
 		}
-		dst = append(dst, `,"op":`...)
-		if dst, err = AppendJSONString(dst, string(c.Op)); err != nil {
-			return nil, err
-		}
-		dst = append(dst, `,"c":`...)
-		if c.Cols == nil {
-			dst = append(dst, "null"...)
-		} else {
-			dst = append(dst, '[')
-			for j, col := range c.Cols {
-				if j > 0 {
-					dst = append(dst, ',')
-				}
-				if dst, err = AppendJSONString(dst, col); err != nil {
-					return nil, err
-				}
-			}
-			dst = append(dst, ']')
-		}
-		dst = append(dst, `,"v":`...)
-		if c.Vals == nil {
-			dst = append(dst, "null"...)
-		} else {
-			dst = append(dst, '[')
-			for j, v := range c.Vals {
-				if j > 0 {
-					dst = append(dst, ',')
-				}
-				switch x := v.(type) {
-				case nil:
-					dst = append(dst, "null"...)
-				case int64:
-					dst = strconv.AppendInt(dst, x, 10)
-				case string:
-					dst, err = AppendJSONString(dst, x)
-				default:
-					var b []byte
-					if b, err = json.Marshal(v); err == nil {
-						dst = append(dst, b...)
-					}
-				}
-				if err != nil {
-					return nil, err
-				}
-			}
-			dst = append(dst, ']')
-		}
-		dst = append(dst, '}')
 	}
 	return append(dst, ']'), nil
+}
+
+// appendJSONValue appends one column value.
+func appendJSONValue(dst []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, "null"...), nil
+	case int64:
+		return strconv.AppendInt(dst, x, 10), nil
+	case string:
+		return AppendJSONString(dst, x)
+	}
+	b, err := json.Marshal(v)
+	return append(dst, b...), err
 }
 
 // AppendJSONString appends s as json.Marshal writes it.
